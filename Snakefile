@@ -3,10 +3,23 @@
 # Tiers: --configfile config/smoke.yaml (tests, seconds) | config/config.yaml (default) | config/paper.yaml (GPU).
 import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub on these machines: fail fast instead of a 50 s timeout
+os.environ.update(HF_HUB_OFFLINE="1")  # forced, not defaulted: no hub on these machines: fail fast instead of a 50 s timeout
 
-# resolved against the repo, so `-d elsewhere` (tests, clusters) still finds the default tier
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+# The default tier's config is read only when no --configfile is given: a user's config REPLACES it (a key it
+# omits gets the schema's default, never the default tier's value); --config KEY=VALUE still edits either.
+if not workflow.config_settings.configfiles:
+
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+wildcard_constraints:
+    seed=r"\d+",
+    scenario="random|class",
+    dataset="[a-z0-9_]+",
+    split=r"forget\d+",
+    method="[^/]+",
+    setting="[^/]+",
 
 
 include: "workflow/rules/common.smk"

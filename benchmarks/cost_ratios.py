@@ -1,10 +1,10 @@
 """OFMU vs GradDiff cost at equal passes over the forget set, from the pipeline's own runs.
 
-Every (dataset, scenario, seed) vision cell and (split, seed) LLM cell runs both methods on the same
-model and data in one process, so the ratios compare like with like. Also: LLM cost from forget01 to
-forget10.
+Each method runs in its own job (process) on the same model, data and seed: one warm-up pass before the
+timer, wall seconds and peak resident memory of the unlearning run alone (``ofmu.unlearning.cells``).
+Also: LLM cost from the smallest to the largest forget split.
 
-    python benchmarks/cost_ratios.py [--vision results/vision/all_cells.csv] [--llm results/llm/all_cells.csv]
+    python benchmarks/cost_ratios.py [--results results]
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ofmu.unlearning.stage import cost_ratios
+from ofmu.tables import read_results
+from ofmu.unlearning.cells import cost_ratios
 
 
 def _summary(ratios: pd.DataFrame, label: str) -> dict:
@@ -25,25 +26,25 @@ def _summary(ratios: pd.DataFrame, label: str) -> dict:
                                             f"(range {ratios['memory_ratio'].min():.2f}-{ratios['memory_ratio'].max():.2f})"}
 
 
+def _runs(root: Path) -> pd.DataFrame:
+    return read_results(sorted(p for p in root.rglob("s*.csv") if p.name.count(".") == 1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vision", default="results/vision/all_cells.csv")
-    parser.add_argument("--llm", default="results/llm/all_cells.csv")
+    parser.add_argument("--results", default="results", help="the pipeline's results folder")
     args = parser.parse_args()
     rows = []
-    if Path(args.vision).is_file():
-        v = pd.read_csv(args.vision)
-        v = v[v["status"] == "ok"]
-        rows.append(_summary(cost_ratios(v), "vision (small CNN)"))
-    if Path(args.llm).is_file():
-        l = pd.read_csv(args.llm)
-        l = l[l["status"] == "ok"]
-        rows.append(_summary(cost_ratios(l, cell=("split", "seed"), time_column="wall_seconds"), "LLM (GPT-2)"))
-        for variant in ("OFMU_beta0",):
-            if variant in set(l["method"]):
-                rows.append(_summary(cost_ratios(l, method=variant, cell=("split", "seed"),
-                                                 time_column="wall_seconds"), f"LLM, {variant}"))
-        growth = l[l["method"].isin(["GradDiff", "OFMU"])].groupby(["method", "split"])["wall_seconds"].mean()
+    vision = _runs(Path(args.results) / "vision" / "runs")
+    if len(vision):
+        rows.append(_summary(cost_ratios(vision, ["dataset", "scenario"]), "vision (small CNN)"))
+    llm = _runs(Path(args.results) / "llm" / "runs")
+    if len(llm):
+        rows.append(_summary(cost_ratios(llm, ["split"]), "LLM (GPT-2)"))
+        for setting in sorted(set(llm.loc[(llm["method"] == "OFMU") & (llm["setting"] != "default"), "setting"])):
+            rows.append(_summary(cost_ratios(llm, ["split"], setting=setting), f"LLM, {setting}"))
+        ok = llm[(llm["status"] == "ok") & (llm["setting"] == "default")]
+        growth = ok[ok["method"].isin(["GradDiff", "OFMU"])].groupby(["method", "split"])["wall_seconds"].mean()
         print("LLM wall seconds per unlearning run by split (mean over seeds):")
         print(growth.unstack().round(2).to_markdown())
     print(pd.DataFrame(rows).to_markdown(index=False))

@@ -1,8 +1,11 @@
-"""Paper tables written as .csv + .md + .tex from one DataFrame, atomically."""
+"""Paper tables: one summary (mean ± std over seeds, failures counted) for both stages, written as
+.csv + .md + .tex from one DataFrame, atomically."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,3 +36,71 @@ def _tex_escape(text: str) -> str:
     for a, b in [("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")]:
         text = text.replace(a, b)
     return text
+
+
+# ---- one summary table for both stages ---------------------------------------------------------------------
+
+
+def fmt_mean_std(digits: int = 2, scale: float = 1.0) -> Callable[[pd.Series], str]:
+    """'mean ± std' of the values times ``scale``; '-' when there are none."""
+    def fmt(values: pd.Series) -> str:
+        values = pd.Series(values, dtype=float).dropna()
+        return "-" if values.empty else mean_std(scale * values, digits)
+    return fmt
+
+
+def fmt_sci(values: pd.Series) -> str:
+    """For quantities spanning orders of magnitude (FQ, a KS p-value): 2 significant digits."""
+    values = pd.Series(values, dtype=float).dropna()
+    if values.empty:
+        return "-"
+    if len(values) == 1:
+        return f"{values.mean():.2g}"
+    std = values.std(ddof=1)
+    # identical p-values across seeds differ only by round-off: show an exact 0, not 2e-17
+    return f"{values.mean():.2g} ± " + ("0" if std <= 1e-9 * max(values.abs().max(), 1e-300) else f"{std:.1g}")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: the mean ± std over seeds of ``source``, titled ``title``, formatted by ``fmt``."""
+
+    source: str
+    title: str
+    fmt: Callable[[pd.Series], str] = fmt_mean_std()
+
+
+def summary_table(frame: pd.DataFrame, index: Sequence[str], columns: Sequence[Column], order: Sequence[str],
+                  spread: str | None = None, spread_order: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per value of ``index`` (its last key is the row label, in ``order``), each column the mean ±
+    std over the ok rows (seeds); with ``spread``, one group of columns per value of that key, titled
+    "<value> <title>". Every group counts its seeds; runs that did not finish ("diverged") are counted,
+    never averaged: "2 (+1 diverged)", and a group with no finished run says "diverged (3/3)"."""
+    *outer, label_key = index
+    frame = frame.assign(status=frame["status"] if "status" in frame else "ok")
+    spreads = [None] if spread is None else list(spread_order or sorted(frame[spread].unique()))
+    groups = frame.groupby(outer, sort=False) if outer else [((), frame)]
+    rows = []
+    for key, g in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        for label in [m for m in order if m in set(g[label_key])]:
+            row = {**dict(zip(outer, key)), label_key: label}
+            for value in spreads:
+                part = g[g[label_key] == label] if value is None else g[(g[label_key] == label) & (g[spread] == value)]
+                prefix = "" if value is None else f"{value} "
+                ok = part[part["status"] == "ok"]
+                failed = len(part) - len(ok)
+                for col in columns:
+                    row[prefix + col.title] = col.fmt(ok[col.source]) if col.source in ok else "-"
+                if len(part) and ok.empty:
+                    row[prefix + columns[0].title] = f"diverged ({failed}/{len(part)})"
+                row[prefix + "seeds"] = f"{ok['seed'].nunique()}" + (f" (+{failed} diverged)" if failed else "")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def read_results(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """The rows of many result CSVs as one frame (files without rows, e.g. no diagnostics, add nothing)."""
+    frames = [pd.read_csv(p) for p in paths]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -23,7 +23,7 @@ that the retain term of every method (shared or LLM-only) is the same number.
 Optimizer: all hooks step through the shared ``SGDMethod`` (SGD, momentum 0.9, weight decay 5e-4), as the
 vision baselines and, in spirit, OFMU's plain gradient steps do; OpenUnlearning uses AdamW at lr 1e-5 for
 7B/1B models with 10 epochs. Neither the optimizer nor its lr transfers to a ~1M-parameter GPT-2 trained
-here at lr 3e-3, so every LLM learning rate in ``LLM_HPARAMS`` was re-chosen on this model (see there).
+here at lr 3e-3, so every LLM learning rate was re-chosen on this model (the ``llm:`` blocks of ``config/methods/*.yaml``).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from ofmu.unlearning.methods import register_method
 
 Tensor = torch.Tensor
 BATCH_KEYS = ("input_ids", "attention_mask", "labels")
-_SGD = SGDMethod.defaults
+SGD_KEYS = SGDMethod.keys
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -219,59 +219,9 @@ class _Weighted(LossMethod):
         return h["gamma"] * l_fterm + h["alpha"] * l_r, {**diag, "forget_term": _f(l_fterm), "L_r": _f(l_r)}
 
 
-# Learning rates (SGD, momentum 0.9) for the default GPT-2 (4 layers, 128 wide, ~0.9M parameters, fine-tuned
-# at AdamW lr 3e-3 to a per-token NLL of ~0.01). OpenUnlearning's AdamW lr 1e-5 (1B-7B models) does not
-# transfer: optimizer and scale differ. NOT TUNED: 0.05 is a placeholder. Measured on forget10 of the
-# 40-author corpus, 5 epochs: at 0.05 GA/GradDiff/SimNPO barely move a memorized answer (mean-NLL gradients
-# ~0.2), NPO (summed NLL, ~20x larger) collapses the model; GradDiff at 0.3 collapses, NPO at 0.005 does not
-# move. The usual unlearning cliff: pick lrs per method from a sweep (FQ-vs-MU curve) in the config.
-LLM_LR = 0.05
-
-LLM_METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    # NPO: beta 0.1 and gamma = alpha = 1, retain term NLL (OpenUnlearning configs/trainer/NPO.yaml).
-    "NPO": {**_SGD, "lr": LLM_LR, "beta": 0.1, "gamma": 1.0, "alpha": 1.0},
-    # SimNPO: beta 4.5, gamma 0.125 (forget weight), delta 0, alpha 1 (OpenUnlearning SimNPO.yaml).
-    "SimNPO": {**_SGD, "lr": LLM_LR, "beta": 4.5, "gamma": 0.125, "delta": 0.0, "alpha": 1.0},
-    # IdkDPO: DPO beta 0.1, gamma = alpha = 1 (OpenUnlearning DPO.yaml with the idk alternate answers).
-    "IdkDPO": {**_SGD, "lr": LLM_LR, "beta": 0.1, "gamma": 1.0, "alpha": 1.0},
-    # RMU (OpenUnlearning RMU.yaml, from the WMDP code): steer the output of block 7 of 16/32 (Llama) on
-    # forget tokens to a fixed random vector of norm steering_coeff, keep it equal to the frozen model on
-    # retain tokens, train only the MLP down-projections of blocks 5-7. Adapted to our 4-block GPT-2:
-    # block 1 (0-based; the same relative depth ~0.45 as block 7 of Llama-3.2-1B's 16), trained weights
-    # the MLP output projections (GPT-2's down_proj is mlp.c_proj) of blocks 0-1 (the 3 blocks ending at the
-    # steered one, capped at the network's start). OpenUnlearning's coefficients (steering 2 in the TOFU
-    # experiments, 300 with alpha 1000 in the trainer file; WMDP 6.5-300) are set relative to the
-    # residual-stream norm of each model: here the per-token norm of block 1's output on answer tokens is
-    # ~11 (measured on the 40-author default model; block 0: ~9, block 2: ~12), so
-    # steering_coeff 20 (a target outside the normal activation range, as RMU intends), alpha 10 (the
-    # retain MSE is ~100x smaller than the forget MSE at the start). lr as the other LLM methods.
-    "RMU": {**_SGD, "lr": LLM_LR, "steering_coeff": 20.0, "alpha": 10.0, "gamma": 1.0,
-            "layer": "transformer.h.1", "trainable": r"transformer\.h\.[01]\.mlp\.c_proj\.weight",
-            "retain_loss": "embed_diff"},
-}
-
-# Learning rates of the SHARED methods for the LLM stage (their registry defaults are tuned to the vision
-# CNN); applied by ``llm_hparams``. OFMU: inner_lr = the baselines' lr (its ascent step is GA's), outer_lr
-# equal (one descent step on F per outer iteration); beta 0.1, rho0 0.1, gamma 1.01 as in the vision stage.
-LLM_HPARAMS: dict[str, dict[str, Any]] = {
-    "GA": {"lr": LLM_LR / 5},  # ascent on an unbounded loss: a smaller step, else collapse in one epoch
-    "GradDiff": {"lr": LLM_LR},
-    "Scalarized": {"lr": LLM_LR},
-    "BLUR": {"lr": LLM_LR},
-    "PDU": {"lr": LLM_LR},
-    "OFMU": {"inner_lr": LLM_LR, "outer_lr": LLM_LR},
-}
-
-LLM_METHODS = ("GA", "GradDiff", "NPO", "SimNPO", "RMU", "IdkDPO", "Scalarized", "BLUR", "PDU", "OFMU")
-
-
-def llm_hparams(method: str, overrides: dict | None = None) -> dict[str, Any]:
-    """Hyperparameters the LLM stage passes to ``make_method``: LLM-scale defaults, then ``overrides``."""
-    return {**LLM_HPARAMS.get(method, {}), **(overrides or {})}
-
-
-@register_method("NPO", LLM_METHOD_DEFAULTS["NPO"])
+@register_method("NPO")
 class NPO(_Weighted):
+    keys = SGD_KEYS + ("beta", "gamma", "alpha")
     needs_reference = True
 
     def forget_term(self, ctx, fb):
@@ -282,8 +232,9 @@ class NPO(_Weighted):
         return npo_loss(nll, ref_nll, self.hparams["beta"]), {"log_ratio": _f((ref_nll - nll).mean())}
 
 
-@register_method("SimNPO", LLM_METHOD_DEFAULTS["SimNPO"])
+@register_method("SimNPO")
 class SimNPO(_Weighted):
+    keys = SGD_KEYS + ("beta", "gamma", "delta", "alpha")
     def forget_term(self, ctx, fb):
         task = _task(ctx)
         nll = task.sequence_nll(ctx.model, fb)
@@ -292,14 +243,15 @@ class SimNPO(_Weighted):
         return simnpo_loss(nll, lengths, h["beta"], h["delta"]), {"L_f": _f((nll / lengths).mean())}
 
 
-@register_method("IdkDPO", LLM_METHOD_DEFAULTS["IdkDPO"])
+@register_method("IdkDPO")
 class IdkDPO(_Weighted):
+    keys = SGD_KEYS + ("beta", "gamma", "alpha")
     needs_reference = True
 
     def forget_term(self, ctx, fb):
         if "alternate" not in fb:
             raise ValueError("IdkDPO needs forget batches with 'alternate' answers; build the forget loader "
-                             "with alternate_answers=idk_alternates(rows, seed) (ofmu.llm.stage does)")
+                             "with alternate_answers=idk_alternates(rows, seed) (ofmu.llm.api does)")
         task = _task(ctx)
         win, lose = fb["alternate"], fb
         win_nll, lose_nll = task.sequence_nll(ctx.model, win), task.sequence_nll(ctx.model, lose)
@@ -316,8 +268,9 @@ def activation_mse(a: Tensor, b: Tensor, mask: Tensor) -> Tensor:
     return (sq.sum(dim=1) / mask.sum(dim=1).clamp_min(1)).mean()
 
 
-@register_method("RMU", LLM_METHOD_DEFAULTS["RMU"])
+@register_method("RMU")
 class RMU(_Weighted):
+    keys = SGD_KEYS + ("steering_coeff", "alpha", "gamma", "layer", "trainable", "retain_loss")
     needs_reference = True
 
     def validate(self) -> None:

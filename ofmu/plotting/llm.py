@@ -1,4 +1,4 @@
-"""LLM figures: Figure 1 analog (per-sample difficulty vs utility loss) and the FQ-vs-MU trade-off."""
+"""LLM figure: Figure 1 analog (per-sample difficulty vs utility loss); the trade-off is in ``unlearning``."""
 
 from __future__ import annotations
 
@@ -28,28 +28,3 @@ def plot_difficulty(costs: pd.DataFrame, path) -> None:
         ax.grid(alpha=0.3, lw=0.4)
     fig.suptitle("Figure 1 analog: forgetting one sample alone; does a harder sample cost more utility?", fontsize=9)
     style.save(fig, path)
-
-
-def plot_fq_mu(frame: pd.DataFrame, path) -> None:
-    """One panel per split: MU (x) vs FQ (y, log) per method, mean over seeds."""
-    frame = frame[frame["status"] == "ok"]
-    splits = sorted(frame["split"].unique(), key=lambda s: int(s.replace("forget", "")))
-    fig, axes = style.new_figure(len(splits), size=(4.4 * len(splits), 3.9))
-    for ax, split in zip(axes, splits):
-        d = frame[frame["split"] == split]
-        for method in style.order(d["method"].unique()):
-            g = d[d["method"] == method]
-            marker = "*" if method == "Retain" else ("s" if method == "Finetuned" else "o")
-            ax.scatter(g["model_utility"].mean(), max(g["forget_quality"].mean(), 1e-30), marker=marker,
-                       s=80 if marker == "*" else 28, color=style.colour(method) or "#444444",
-                       label=style.label(method))
-        ax.set_yscale("log")
-        ax.set_title(split, fontsize=9)
-        ax.set_xlabel("model utility (MU)")
-        ax.set_ylabel("forget quality (FQ, log)")
-        ax.grid(alpha=0.3, lw=0.4, which="both")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", fontsize=7, frameon=False)
-    fig.suptitle("FQ vs MU (mean over seeds); the goal is the Retain star: high on both", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 0.85, 1))  # room for the shared legend on the right
-    style.save(fig, path, tight=False)

@@ -183,19 +183,23 @@ class Context:
 class Method:
     """An unlearning method: optional ``setup``, then ``num_steps`` calls of ``step``.
 
-    ``defaults`` lists every hyperparameter the method accepts; unknown keys are rejected by name.
+    ``keys`` names every setting the method accepts; their values live in ``config/methods/<name>.yaml``
+    (``make_method`` reads it). A missing or unknown key is rejected by name.
     """
 
     name: str = "?"
-    defaults: dict[str, Any] = {}
+    keys: tuple[str, ...] = ()
     forget_batches_per_step: int = 1
 
     def __init__(self, **hparams: Any):
-        unknown = sorted(set(hparams) - set(self.defaults))
+        unknown = sorted(set(hparams) - set(self.keys))
         if unknown:
-            raise ValueError(f"unknown hyperparameter(s) {unknown} for method {self.name!r}; "
-                             f"valid: {sorted(self.defaults)}")
-        self.hparams = {**self.defaults, **hparams}
+            raise ValueError(f"unknown setting(s) {unknown} for method {self.name!r}; valid: {sorted(self.keys)}")
+        missing = sorted(set(self.keys) - set(hparams))
+        if missing:
+            raise ValueError(f"method {self.name!r} needs a value for {missing}; build it with make_method, which "
+                             f"reads config/methods/{self.name}.yaml")
+        self.hparams = dict(hparams)
         self.validate()
 
     def validate(self) -> None:
@@ -222,7 +226,7 @@ class Method:
 class SGDMethod(Method):
     """A method that updates through a torch SGD optimizer (momentum, weight decay, constant/cosine lr)."""
 
-    defaults = {"lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "constant", "grad_clip": None}
+    keys = ("lr", "momentum", "weight_decay", "schedule", "grad_clip")
 
     def validate(self) -> None:
         h = self.hparams

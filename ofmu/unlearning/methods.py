@@ -4,73 +4,24 @@ Conventions: L_f = mean cross-entropy on a forget batch (maximized to forget), L
 batch (minimized to keep utility). Every method draws fresh mini-batches through the loop's context, so the
 budget of passes over D_f is counted in one place.
 
-``DEFAULTS`` holds every method's default hyperparameters with the source of each value. The learning
-rates of the baselines are tuned to this project's small CNN on Fashion-MNIST / MNIST (the papers' values
-are for ResNet-18 on CIFAR with many more steps); the config files may override any of them.
+Each class declares the setting names it accepts (``keys``); the values, with their sources, live in
+``config/methods/<name>.yaml`` (``ofmu.unlearning.settings``), never in this module.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import torch
 
 from ofmu.core.ofmu import OFMUConfig, ofmu_iteration, rho_schedule, scalarized_iteration
 from ofmu.registry import METHODS
+from ofmu.seeds import seeded
 from ofmu.unlearning.loop import Context, LossMethod, Method, SGDMethod, num_examples
-from ofmu.unlearning.models import reset_parameters
 
 Tensor = torch.Tensor
-
-_SGD = SGDMethod.defaults  # lr, momentum 0.9, weight decay 5e-4 (SalUn's SGD settings), constant schedule
-
-DEFAULTS: dict[str, dict[str, Any]] = {
-    # Retrain: from scratch on D_r; SalUn uses SGD lr 0.1 + cosine over 182 epochs for ResNet-18/CIFAR.
-    # lr 0.05 + cosine over 3 epochs chosen here: the small CNN reaches 89.4% Fashion-MNIST test accuracy
-    # after 2 such epochs (measured); configs raise `epochs` for the paper tier.
-    "Retrain": {**_SGD, "lr": 0.05, "schedule": "cosine", "epochs": 3},
-    # FT: SalUn/l1-sparse fine-tune on D_r with lr in [0.01, 0.1]; 0.01 chosen here (the low end keeps
-    # the original model's accuracy; the budget is short).
-    "FT": {**_SGD, "lr": 0.01},
-    # GA: ascent on D_f; SalUn searches lr in [1e-6, 1e-3]; 1e-4 chosen here (middle of that range, in
-    # log scale; ascent on cross-entropy is unbounded, so the low side is the safe side). Not tuned.
-    "GA": {**_SGD, "lr": 1e-4},
-    # GradDiff: L_r - forget_weight * L_f; OpenUnlearning's GradDiff uses gamma = alpha = 1.
-    # lr 1e-3 chosen here (between GA's and FT's). Not tuned.
-    "GradDiff": {**_SGD, "lr": 1e-3, "forget_weight": 1.0},
-    # Scalarized: the paper's weighted-sum ablation L_r - lambda * L_f, run with plain gradient steps like
-    # OFMU (ofmu.core.scalarized_iteration) so the ablation differs from OFMU only in the objective.
-    # lambda 0.5 chosen here (a weight distinct from GradDiff's 1); lr equal to OFMU's outer_lr.
-    "Scalarized": {"lr": 0.01, "weight": 0.5},
-    # RL: random labels on D_f plus CE on D_r; SalUn's RL lr range [0.01, 0.1]; 0.01 chosen here.
-    "RL": {**_SGD, "lr": 0.01},
-    # l1-sparse (Jia et al., 2023): FT + alpha_t ||theta||_1 with alpha_t decaying linearly to 0; their
-    # alpha range is [1e-6, 1e-4]; 5e-5 chosen here, lr as FT.
-    "l1-sparse": {**_SGD, "lr": 0.01, "alpha": 5e-5},
-    # SalUn (Fan et al., 2024): RL with gradients masked to the top-50% most salient weights (mask_ratio 0.5
-    # from the paper); the paper's lr 0.013 (paper-notes.md section 6) is for ResNet-18; 0.01 here like RL.
-    "SalUn": {**_SGD, "lr": 0.01, "mask_ratio": 0.5},
-    # BLUR: forget-descent direction + lam * retain gradient with its conflicting component removed;
-    # lam = 1 chosen here (equal weights, like GradDiff), lr as GradDiff.
-    "BLUR": {**_SGD, "lr": 1e-3, "lam": 1.0},
-    # PDU: min -L_f + lam (L_r - eps), dual ascent on lam >= 0. eps = (initial retain loss) + eps_slack.
-    # lam0 = 1, dual_lr = 1, eps_slack = 0.1 nats, eps_batches = 10 chosen here: the constraint allows a
-    # small, fixed retain-loss increase; lr as GradDiff.
-    "PDU": {**_SGD, "lr": 1e-3, "lam0": 1.0, "dual_lr": 1.0, "eps_slack": 0.1, "eps_batches": 10},
-    # IU: theta += alpha * (n_f / n_r) * g_f / (F_diag + damping), F_diag = diagonal empirical Fisher of
-    # D_r from `fisher_batches` batches. alpha = 1 (the plain influence-function scale n_f/n_r; SalUn's IU
-    # tunes a similar WoodFisher multiplier), damping 1e-2 and 20 Fisher batches chosen here. Not tuned.
-    "IU": {"alpha": 1.0, "damping": 1e-2, "fisher_batches": 20},
-    # OFMU: the paper reports none of beta, rho0, gamma, T, step sizes (paper-notes.md section 3).
-    # T = 3 (paper summary: 5-10; fewer inner steps leave more outer iterations in a fixed budget of
-    # forget-set passes); beta = 0.1 (> 0 so the similarity penalty is active, small so the exact outer
-    # gradient stays well conditioned); rho0 = 0.1, gamma = 1.01 (slow growth: 2 epochs over 10% of
-    # Fashion-MNIST at batch 128 give only 23 outer iterations); inner_lr = GradDiff's lr, outer_lr = FT's
-    # lr. Not tuned. Cost measured on Fashion-MNIST (1 thread): exact beta = 0.1 is ~6x GradDiff's wall
-    # time at equal forget passes; outer_grad = "cheap" ~2.1x; beta = 0 ~0.6-1.1x.
-    "OFMU": {"beta": 0.1, "rho0": 0.1, "gamma": 1.01, "rho_max": 10.0, "inner_steps": 3, "inner_lr": 1e-3,
-             "outer_lr": 0.01, "outer_grad": "exact", "outer_point": "inner", "cos_eps": 1e-12},
-}
+SGD_KEYS = SGDMethod.keys
 
 
 def _f(t: Tensor) -> float:
@@ -78,35 +29,49 @@ def _f(t: Tensor) -> float:
     return float(t.detach())
 
 
-def _register(name: str):
+def register_method(name: str):
+    """Class decorator: register a method under ``name`` (its settings file is config/methods/<name>.yaml)."""
+
     def deco(cls):
         cls.name = name
-        cls.defaults = DEFAULTS[name]
         return METHODS.register(name)(cls)
 
     return deco
 
 
-def register_method(name: str, defaults: dict[str, Any]):
-    """Class decorator for methods defined outside this module (the LLM-only ones in ``ofmu.llm.unlearn``).
+def make_method(name: str, domain: str | None = None, **overrides: Any) -> Method:
+    """A method with its settings from ``config/methods/<name>.yaml`` (defaults, then the ``domain`` block),
+    then ``overrides``. Unknown names list the valid ones; unknown keys are rejected by name."""
+    from ofmu.unlearning.settings import method_class, method_settings
 
-    Their defaults join ``DEFAULTS`` so that every registered method has one entry there, whichever
-    modules were imported.
-    """
-    if name in DEFAULTS:
-        raise ValueError(f"method {name!r} already has defaults; pick another name")
-    DEFAULTS[name] = dict(defaults)
-    return _register(name)
+    return method_class(name)(**method_settings(name, domain, overrides))
 
 
-def make_method(name: str, **hparams: Any) -> Method:
-    """A method instance from the registry; unknown names list the valid ones, unknown keys are rejected."""
-    return METHODS.get(name)(**hparams)
+def reset_parameters(model: torch.nn.Module, seed: int) -> None:
+    """Re-draw every layer's weights from ``seed`` (used by Retrain: from scratch, same architecture)."""
+    with seeded(seed):
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+            if hasattr(module, "reset_running_stats"):
+                module.reset_running_stats()
+        if type(model).__name__ == "ResNet":
+            # torchvision's ResNet overrides the layer defaults after construction; repeat that here so a
+            # retrained ResNet starts from the same distribution as a freshly built one
+            for module in model.modules():
+                if isinstance(module, torch.nn.Conv2d):
+                    torch.nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                elif isinstance(module, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)):
+                    torch.nn.init.constant_(module.weight, 1)
+                    torch.nn.init.constant_(module.bias, 0)
 
 
-@_register("Retrain")
+
+@register_method("Retrain")
 class Retrain(LossMethod):
     """Train from scratch on D_r (the gold standard); also trains the original model on the full set."""
+
+    keys = SGD_KEYS + ("epochs",)
 
     uses_forget = False
 
@@ -125,7 +90,7 @@ class Retrain(LossMethod):
         return l_r, {"L_r": _f(l_r)}
 
 
-@_register("FT")
+@register_method("FT")
 class FineTune(LossMethod):
     uses_forget = False
 
@@ -134,7 +99,7 @@ class FineTune(LossMethod):
         return l_r, {"L_r": _f(l_r)}
 
 
-@_register("GA")
+@register_method("GA")
 class GradientAscent(LossMethod):
     uses_retain = False
 
@@ -143,14 +108,15 @@ class GradientAscent(LossMethod):
         return -l_f, {"L_f": _f(l_f)}
 
 
-@_register("GradDiff")
+@register_method("GradDiff")
 class GradDiff(LossMethod):
+    keys = SGD_KEYS + ("forget_weight",)
     def loss(self, ctx, fb, rb):
         l_f, l_r = ctx.loss(fb), ctx.loss(rb)
         return l_r - self.hparams["forget_weight"] * l_f, {"L_f": _f(l_f), "L_r": _f(l_r)}
 
 
-@_register("RL")
+@register_method("RL")
 class RandomLabels(LossMethod):
     def loss(self, ctx, fb, rb):
         l_rand = ctx.loss(ctx.task.random_label_batch(fb, ctx.generator))
@@ -158,8 +124,9 @@ class RandomLabels(LossMethod):
         return l_rand + l_r, {"L_random": _f(l_rand), "L_r": _f(l_r)}
 
 
-@_register("l1-sparse")
+@register_method("l1-sparse")
 class L1Sparse(LossMethod):
+    keys = SGD_KEYS + ("alpha",)
     uses_forget = False
 
     def loss(self, ctx, fb, rb):
@@ -169,9 +136,11 @@ class L1Sparse(LossMethod):
         return l_r + alpha_t * l1, {"L_r": _f(l_r), "l1": _f(l1)}
 
 
-@_register("SalUn")
+@register_method("SalUn")
 class SalUn(RandomLabels):
     """RL restricted to the weights most salient for the forget loss (mask from one pass over D_f)."""
+
+    keys = SGD_KEYS + ("mask_ratio",)
 
     def validate(self) -> None:
         super().validate()
@@ -202,7 +171,7 @@ def _flat_dot(xs, ys) -> Tensor:
     return sum((x * y).sum() for x, y in zip(xs, ys))
 
 
-@_register("BLUR")
+@register_method("BLUR")
 class BLUR(SGDMethod):
     """Bi-level single loop: forgetting has priority, utility is restored only where it does not conflict.
 
@@ -211,6 +180,8 @@ class BLUR(SGDMethod):
     removed, v <- v - <v, u>/||u||^2 u (a one-sided PCGrad projection); the update direction is u + lam v.
     A step along -(u + lam v) therefore never increases -L_f to first order through the retain term.
     """
+
+    keys = SGD_KEYS + ("lam",)
 
     def step(self, ctx: Context) -> dict[str, float]:
         params = ctx.params()
@@ -230,9 +201,11 @@ class BLUR(SGDMethod):
         return {"L_f": _f(l_f), "L_r": _f(l_r), "dot_uv": dot, "projected": float(projected)}
 
 
-@_register("PDU")
+@register_method("PDU")
 class PrimalDual(LossMethod):
     """min -L_f s.t. L_r <= eps, by gradient descent on the Lagrangian and dual ascent on lam >= 0."""
+
+    keys = SGD_KEYS + ("lam0", "dual_lr", "eps_slack", "eps_batches")
 
     def setup(self, ctx: Context) -> None:
         super().setup(ctx)
@@ -249,7 +222,7 @@ class PrimalDual(LossMethod):
         return -l_f + lam * (l_r - self.eps), {"L_f": _f(l_f), "L_r": _f(l_r), "lam": lam, "eps": self.eps}
 
 
-@_register("IU")
+@register_method("IU")
 class InfluenceUnlearning(Method):
     """One-shot influence removal with a diagonal-Fisher (Gauss-Newton) preconditioner.
 
@@ -258,6 +231,8 @@ class InfluenceUnlearning(Method):
     (E[B * (batch-mean grad)^2] = per-example second moment + B * mean^2, and the mean gradient is ~0 at a
     trained model), plus damping. The method takes no loop steps; all work happens in ``setup``.
     """
+
+    keys = ("alpha", "damping", "fisher_batches")
 
     forget_batches_per_step = 0
 
@@ -289,9 +264,11 @@ class InfluenceUnlearning(Method):
         self.diag = {"scale": scale, "grad_f_norm": float(torch.sqrt(_flat_dot(g_f, g_f))) / n_f}
 
 
-@_register("Scalarized")
+@register_method("Scalarized")
 class Scalarized(Method):
     """The weighted-sum ablation L_r - weight * L_f with plain gradient steps (core.scalarized_iteration)."""
+
+    keys = ("lr", "weight")
 
     def step(self, ctx: Context) -> dict[str, float]:
         model_loss = ctx.loss
@@ -304,13 +281,15 @@ class Scalarized(Method):
                                     iteration=ctx.step_index)
 
 
-@_register("OFMU")
+@register_method("OFMU")
 class OFMU(Method):
     """OFMU on the network parameters: ``ofmu.core.ofmu.ofmu_iteration`` with fresh mini-batches.
 
     Each outer iteration calls ``make_objectives`` T + 1 times (T inner ascent steps + one outer step), and
     each call draws a new forget and a new retain batch, so one step costs T + 1 budget units.
     """
+
+    keys = tuple(f.name for f in fields(OFMUConfig))
 
     def validate(self) -> None:
         self.cfg = OFMUConfig.from_dict(self.hparams)  # OFMUConfig checks every value and names the bad key

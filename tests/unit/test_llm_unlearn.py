@@ -16,11 +16,10 @@ from ofmu.core.ofmu import gradient_cosine, penalty_grad
 from ofmu.llm.data import IGNORE_INDEX
 from ofmu.llm.models import GPT2Spec, build_gpt2
 from ofmu.llm.unlearn import (
-    LLM_METHOD_DEFAULTS, LLM_METHODS, LanguageModelTask, dpo_loss, npo_loss, simnpo_loss,
+    LanguageModelTask, dpo_loss, npo_loss, simnpo_loss,
 )
-from ofmu.registry import METHODS
 from ofmu.unlearning.loop import Context, run_unlearning
-from ofmu.unlearning.methods import DEFAULTS, make_method
+from ofmu.unlearning.methods import make_method
 
 PLAIN = {"momentum": 0.0, "weight_decay": 0.0}  # one step = -lr * hook gradient, exactly
 VOCAB, SEQ = 20, 7
@@ -190,14 +189,6 @@ def test_errors_name_the_fix():
         _step("RL", PLAIN, _model(), forget, retain)
     with pytest.raises(ValueError, match="beta"):
         make_method("NPO", beta=0)
-
-
-def test_llm_methods_are_registered_with_sourced_defaults():
-    for name in LLM_METHODS:
-        assert name in METHODS
-    for name, d in LLM_METHOD_DEFAULTS.items():
-        assert DEFAULTS[name] == d and make_method(name).hparams == d
-    assert DEFAULTS["NPO"]["beta"] == 0.1 and (DEFAULTS["SimNPO"]["beta"], DEFAULTS["SimNPO"]["gamma"]) == (4.5, 0.125)
 
 
 # --------------------------------------------------------------------------------------- OFMU path

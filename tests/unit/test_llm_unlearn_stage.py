@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from ofmu.llm import stage as S
+from ofmu.llm import api as S
 from ofmu.llm.corpus import CorpusConfig
 
 SPEC = {"n_layer": 1, "n_embd": 32, "n_head": 2, "n_positions": 96}

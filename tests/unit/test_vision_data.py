@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ofmu.registry import DATASETS, UnknownNameError
-from ofmu.unlearning import data as D
+from ofmu.vision import data as D
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from ofmu.registry import MODELS, UnknownNameError
-from ofmu.unlearning import vision as V
-from ofmu.unlearning.data import TensorLoader
+from ofmu.vision import api as V
+from ofmu.vision.data import TensorLoader
 from ofmu.unlearning.loop import ClassificationTask, peak_memory, run_unlearning
 from ofmu.unlearning.methods import make_method
-from ofmu.unlearning.models import build_model, checkpoint_metadata, load_checkpoint, save_checkpoint
+from ofmu.vision.models import build_model, checkpoint_metadata, load_checkpoint, save_checkpoint
 
 SMALL = {"width": 8, "hidden": 32}
 

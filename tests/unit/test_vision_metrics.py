@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ofmu.registry import METRICS
-from ofmu.unlearning import metrics as M
+from ofmu.vision import metrics as M
 
 
 def _inputs(**kw):

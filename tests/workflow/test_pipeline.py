@@ -15,12 +15,36 @@ REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def _snakemake(workdir, *args, config=None):
+def _snakemake(workdir, *args, config=None, env=None):
     cmd = SNAKEMAKE + ["-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2"]
     if config is not None:
         cmd += ["--configfile", str(config)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run(cmd + list(args), capture_output=True, text=True, cwd=workdir, env=env)
+
+
+def _planned(out) -> dict[str, int]:
+    """{rule: job count} from a dry run's "Job stats" table (empty when nothing is to be done)."""
+    text = out.stdout + out.stderr
+    if "Job stats:" not in text:
+        return {}
+    jobs = {}
+    for line in text.split("Job stats:")[1].splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def _planned_jobs(out) -> list[str]:
+    """The "rule wildcards" of every planned job of a dry run, one string each."""
+    text, jobs = out.stdout + out.stderr, []
+    for block in text.split("\nrule ")[1:]:
+        rule = block.split(":")[0].strip()
+        wildcards = next((l.split("wildcards:")[1].strip() for l in block.splitlines() if "wildcards:" in l), "")
+        jobs.append(f"{rule} {wildcards}".strip())
+    return jobs
 
 
 def _config_with(tmp_path, change):
@@ -60,6 +84,32 @@ def test_wrong_type_is_named_with_the_expected_type(tmp_path):
     assert "seeds" in text and "array" in text
 
 
+def test_a_configfile_replaces_the_default_tier_and_an_omitted_scenario_schedules_nothing(tmp_path):
+    cfg = _config_with(tmp_path, lambda c: c["vision"]["datasets"].pop("class"))
+    jobs = _planned(_snakemake(tmp_path, "-n", config=cfg))
+    assert jobs["vision_run"] == 11 and jobs["vision_table"] == 1  # random only: 11 methods x 1 dataset x 1 seed
+    cfg = _config_with(tmp_path, lambda c: c["llm"].update(variants={}))
+    assert _planned(_snakemake(tmp_path, "-n", config=cfg))["llm_run"] == 10  # no OFMU_beta0
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda c: c["vision"]["methods"].append("GradAscent"), ["GradAscent", "valid methods", "GradDiff"]),
+    (lambda c: c["llm"]["methods"].append("SalUn"), ["SalUn", "does not run in the llm stage"]),
+    (lambda c: c["llm"]["variants"].update(OFMU_b={"method": "OFMU", "hparams": {"bta": 0}}),
+     ["OFMU_b", "bta", "valid", "beta"]),
+    (lambda c: c["llm"]["variants"].update(X={"method": "OFMX"}), ["variants.X", "OFMX", "valid methods"]),
+    (lambda c: c["theory"]["overrides"].update(C9={"max_iter": 3}), ["C9", "valid claims", "C1"]),
+    (lambda c: c["theory"]["overrides"]["C2"].update(max_iters=3), ["C2", "max_iters", "its keys"]),
+    (lambda c: c["llm"].update(splits=["forget10", "forget05"]), ["forget05", "forget_percents"]),
+    (lambda c: c["vision"]["datasets"].update({"class": []}), ["class", "non-empty"]),
+])
+def test_dry_run_names_every_bad_setting_with_the_valid_choices(tmp_path, change, named):
+    out = _snakemake(tmp_path, "-n", config=_config_with(tmp_path, change))
+    assert out.returncode != 0
+    for text in named:
+        assert text in out.stdout + out.stderr, (text, (out.stdout + out.stderr)[-2000:])
+
+
 @pytest.mark.slow
 def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_path):
     work = tmp_path / "ok"
@@ -77,22 +127,48 @@ def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_p
     smoke = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())["vision"]
     for table in ["tab2_vision_random", "tab3_vision_classwise"]:
         vt = pd.read_csv(work / "paper_tables" / f"{table}.csv")
-        assert set(vt["method"]) == {"Original", "Retrain", *smoke["methods"]}
-        gap = vt.loc[vt["method"] == "Retrain", "Avg. Gap"].astype(str).str.split(" ").str[0].astype(float)
+        assert set(vt["label"]) == {"Original", "Retrain", *smoke["methods"]}
+        gap = vt.loc[vt["label"] == "Retrain", "Avg. Gap"].astype(str).str.split(" ").str[0].astype(float)
         assert (gap == 0).all()  # Retrain is its own reference
     llm = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())["llm"]
     tofu = pd.read_csv(work / "paper_tables" / "tab4_llm_tofu.csv")
-    assert list(tofu["method"]) == ["Finetuned", "Retain", *llm["methods"], *llm["variants"]]
+    assert list(tofu["label"]) == ["Finetuned", "Retain", *llm["methods"], *llm["variants"]]
     assert {f"{s} {m}" for s in llm["splits"] for m in ["FQ", "MU", "FTR"]} <= set(tofu.columns)
     ablation = pd.read_csv(work / "paper_tables" / "tab6_llm_ablation.csv")
-    assert set(ablation["method"]) == {"OFMU_beta0", "Scalarized", "OFMU"}
-    cells = pd.read_csv(work / "results" / "vision" / "all_cells.csv")
+    assert set(ablation["label"]) == {"OFMU_beta0", "Scalarized", "OFMU"}
+    runs = sorted((work / "results" / "vision" / "runs").rglob("s*.csv"))
+    cells = pd.concat([pd.read_csv(p) for p in runs if p.name.count(".") == 1], ignore_index=True)
+    core = ["domain", "dataset", "scenario", "seed", "method", "setting", "label", "status", "wall_seconds"]
+    assert list(cells.columns[:len(core)]) == core
+    n_cells = sum(len(v) for v in smoke["datasets"].values()) * len(smoke["seeds"])
+    assert (cells["setting"] == "reference").sum() == 2 * n_cells  # Original and Retrain per cell
+    cells = cells[cells["setting"] != "reference"]
+    assert len(cells) == len(smoke["methods"]) * n_cells
     # every method that draws from D_f used the same budget of passes (OFMU may stop one step short,
     # a step costing T + 1 forget batches); FT and l1-sparse never draw from D_f
     passes = cells.dropna(subset=["forget_passes"])
     drawn = passes[passes["forget_passes"] > 0]["forget_passes"]
     assert (drawn <= smoke["unlearn"]["epochs"] + 1e-9).all() and (drawn >= 0.75 * smoke["unlearn"]["epochs"]).all()
     assert set(passes[passes["forget_passes"] == 0]["method"]) <= {"FT", "l1-sparse", "IU"}
+
+    # jobs at the grain of the work: reordered keys rerun nothing; one edited method file reruns that method's
+    # jobs and what reads them, no model training
+    smoke_cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    reordered = tmp_path / "reordered.yaml"
+    reordered.write_text(yaml.safe_dump(_reversed(smoke_cfg), sort_keys=False))
+    assert _planned(_snakemake(work, "-n", config=reordered)) == {}
+    methods = tmp_path / "methods"
+    shutil.copytree(REPO / "config" / "methods", methods)
+    ofmu = (methods / "OFMU.yaml").read_text().replace("inner_steps: 3 ", "inner_steps: 2 ")
+    (methods / "OFMU.yaml").write_text(ofmu)
+    out = _snakemake(work, "-n", config=REPO / "config" / "smoke.yaml", env={"OFMU_METHODS_DIR": str(methods)})
+    planned = _planned(out)
+    n_vision = sum(len(v) for v in smoke["datasets"].values()) * len(smoke["seeds"])
+    assert planned == {"vision_run": n_vision, "llm_run": 2 * len(llm["splits"]) * len(llm["seeds"]),
+                       "llm_sample_costs": 1, "vision_table": 2, "vision_figures": 1, "llm_tables": 1,
+                       "llm_figures": 1, "provenance": 1, "all": 1}, planned
+    runs = [j for j in _planned_jobs(out) if j.startswith(("vision_run", "llm_run", "llm_sample_costs"))]
+    assert all("method=OFMU" in j for j in runs), runs
 
     # an impossible tolerance on a tight claim must stop the pipeline and leave no verdict behind
     bad = tmp_path / "bad"
@@ -102,3 +178,10 @@ def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_p
     assert out.returncode != 0
     assert not (bad / "results" / "theory" / "checks" / "C1.csv").exists()
     assert "claim C1 failed" in (bad / "logs" / "theory" / "check_C1.log").read_text()
+
+
+def _reversed(value):
+    """The same config with every mapping's keys in reverse order."""
+    if isinstance(value, dict):
+        return {k: _reversed(value[k]) for k in reversed(list(value))}
+    return value

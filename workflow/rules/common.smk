@@ -1,7 +1,10 @@
-# Shared helpers: schema validation and target lists. No rules here.
+# Shared helpers: config validation (schema, then every method / variant / setting key / claim override
+# checked by ofmu.plan, so a dry run fails on them), the params of each job, target lists. No rules here.
 from pathlib import Path
 
 from snakemake.utils import validate
+
+from ofmu.plan import canonical, check_config, pick, stage_runs
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -10,6 +13,11 @@ THEORY = config["theory"]
 VISION = config.get("vision", {})
 LLM = config.get("llm", {})
 CLAIMS_FILE = str(REPO / THEORY["claims_file"])
+check_config(config, CLAIMS_FILE)
+
+# {(method, setting id): complete settings}: the only settings a run job gets (config/methods/<Method>.yaml)
+VISION_RUNS = stage_runs("vision", VISION) if "vision" in config["stages"] else {}
+LLM_RUNS = stage_runs("llm", LLM) if "llm" in config["stages"] else {}
 
 # one figure per claim: fig<N>_<slug>; numbers are fixed so papers can cite them
 THEORY_FIGURES = {
@@ -19,59 +27,81 @@ THEORY_FIGURES = {
     "C4": "fig4_finite_inner_steps",
     "C5": "fig5_nonconvex_stationarity",
 }
-
-
-def claim_families(claim):
-    import yaml
-
-    spec = yaml.safe_load(open(CLAIMS_FILE))[claim]
-    return (THEORY.get("overrides", {}).get(claim, {}) or {}).get("families", spec["families"])
-
-
 CLAIM_OF_FIGURE = {figure: claim for claim, figure in THEORY_FIGURES.items()}
+TABLE_EXTS = ["csv", "md", "tex"]
+
+
+def claim_spec_of(claim):
+    """The claim's spec with this config's overrides applied: what that claim's jobs depend on."""
+    from ofmu.theory.stage import claim_spec
+
+    return canonical(claim_spec(CLAIMS_FILE, claim, THEORY.get("overrides")))
 
 
 def theory_run_files(claim):
-    return expand("results/theory/runs/{claim}/{family}.csv", claim=claim, family=claim_families(claim))
+    return expand("results/theory/runs/{claim}/{family}.csv", claim=claim, family=claim_spec_of(claim)["families"])
 
 
 def theory_targets():
-    return (
-        [f"figures/{THEORY_FIGURES[c]}.png" for c in THEORY["claims"]]
-        + expand("paper_tables/tab1_theory_claims.{ext}", ext=["csv", "md", "tex"])
+    return [f"figures/{THEORY_FIGURES[c]}.png" for c in THEORY["claims"]] + expand(
+        "paper_tables/tab1_theory_claims.{ext}", ext=TABLE_EXTS
     )
 
 
-def vision_cells():
-    """(dataset, scenario, seed) for every configured cell."""
-    return [(d, scenario, seed) for scenario, datasets in VISION["datasets"].items()
-            for d in datasets for seed in VISION["seeds"]]
+# ---- vision: what each job reads of the stage config ------------------------------------------------------
+VISION_DATA = ("data_root", "data_cache", "forget_fraction")
+VISION_MODEL = ("model", "model_kwargs", "device")
+VISION_EVAL = ("mia_max_samples", "retain_eval_samples")
 
 
-def vision_cell_files(kind):
-    suffix = ".csv" if kind == "rows" else "_ofmu_diagnostics.csv"
-    return [f"results/vision/cells/{d}_{sc}_s{seed}{suffix}" for d, sc, seed in vision_cells()]
+VISION_TABLES = {"random": "tab2_vision_random", "class": "tab3_vision_classwise"}
+SCENARIO_OF_TABLE = {table: scenario for scenario, table in VISION_TABLES.items()}
+
+
+def vision_cells(scenarios=None):
+    """(dataset, scenario, seed) for every configured cell (of ``scenarios``, default all)."""
+    return [(d, scenario, seed) for scenario, datasets in VISION["datasets"].items() for d in datasets
+            for seed in VISION["seeds"] if scenarios is None or scenario in scenarios]
+
+
+def vision_run_files(suffix=".csv", scenarios=None):
+    return [f"results/vision/runs/{d}/{sc}/{m}/{s}/s{seed}{suffix}" for d, sc, seed in vision_cells(scenarios)
+            for m, s in VISION_RUNS]
+
+
+def vision_reference_files(scenarios=None):
+    return [f"results/vision/runs/{d}/{sc}/reference/s{seed}.csv" for d, sc, seed in vision_cells(scenarios)]
 
 
 def vision_targets():
-    tables = [f"paper_tables/{t}.{ext}" for t in ["tab2_vision_random", "tab3_vision_classwise"]
-              for ext in ["csv", "md", "tex"]]
+    tables = [f"paper_tables/{VISION_TABLES[sc]}.{ext}" for sc in VISION["datasets"] for ext in TABLE_EXTS]
     return tables + ["figures/fig6_vision_tradeoff.png", "figures/fig7_vision_ofmu_diagnostics.png"]
+
+
+# ---- LLM --------------------------------------------------------------------------------------------------
+LLM_EVAL = ("eval", "device")
 
 
 def llm_retain_weights(split):
     return [f"results/llm/models/retain_{split}_s{s}/model.safetensors" for s in LLM["reference_seeds"]]
 
 
-def llm_cell_files(kind):
-    suffix = {"rows": ".csv", "samples": "_samples.csv", "probes": "_probes.csv",
-              "diagnostics": "_ofmu_diagnostics.csv"}[kind]
-    return [f"results/llm/cells/{split}_s{seed}{suffix}" for split in LLM["splits"] for seed in LLM["seeds"]]
+def llm_full_weights():
+    return f"results/llm/models/full_s{LLM['model_seed']}/model.safetensors"
+
+
+def llm_run_files(suffix=".csv"):
+    return [f"results/llm/runs/{split}/{m}/{s}/s{seed}{suffix}" for split in LLM["splits"] for m, s in LLM_RUNS
+            for seed in LLM["seeds"]]
+
+
+def llm_reference_files(suffix=".csv"):
+    return [f"results/llm/runs/{split}/reference{suffix}" for split in LLM["splits"]]
 
 
 def llm_targets():
     tables = [f"paper_tables/{t}.{ext}" for t in ["tab4_llm_tofu", "tab5_llm_hard_probes", "tab6_llm_ablation"]
-              for ext in ["csv", "md", "tex"]]
+              for ext in TABLE_EXTS]
     figures = ["fig8_llm_difficulty_vs_utility", "fig9_llm_fq_mu_tradeoff", "fig10_llm_ofmu_diagnostics"]
     return tables + [f"figures/{f}.png" for f in figures]
 

@@ -1,13 +1,14 @@
 # LLM stage (TOFU protocol on a generated fictitious-author corpus): corpus + tokenizer -> full model and
-# retain-only models per split (cached) -> FQ references per split -> every method on each (split, seed)
-# -> Table 1 analog, hard probes, ablation; Figure 1 analog, FQ-vs-MU trade-off, OFMU diagnostics.
+# retain-only models per split (cached) -> FQ references and the Finetuned / Retain rows per split -> one job
+# per (split, method, setting, seed) -> Table 1 analog, hard probes, ablation; Figure 1 analog (one job per
+# method), FQ-vs-MU trade-off, OFMU diagnostics. Each job's params hold only what it reads.
 
 
 rule llm_corpus:
     output:
         meta="results/llm/corpus/corpus.json",
     params:
-        cfg=LLM,
+        cfg=pick(LLM, "corpus", "vocab_size"),
     log:
         "logs/llm/corpus.log",
     benchmark:
@@ -24,7 +25,7 @@ rule llm_train:
     output:
         weights="results/llm/models/{model}/model.safetensors",
     params:
-        cfg=LLM,
+        cfg=pick(LLM, "train", "model", "device"),
     log:
         "logs/llm/train_{model}.log",
     benchmark:
@@ -33,89 +34,114 @@ rule llm_train:
         "../../environment.yml"
     wildcard_constraints:
         model=r"full_s\d+|retain_forget\d+_s\d+",
-    threads: 1
+    threads: LLM.get("threads", 1)
     script:
         "../scripts/llm_train.py"
 
 
-rule llm_references:
+rule llm_fq_references:
     input:
         meta="results/llm/corpus/corpus.json",
         retain=lambda w: llm_retain_weights(w.split),
     output:
         refs="results/llm/references/{split}.json",
     params:
-        cfg=LLM,
+        cfg=pick(LLM, *LLM_EVAL),
+    log:
+        "logs/llm/fq_references_{split}.log",
+    benchmark:
+        "results/benchmarks/llm_fq_references/{split}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: LLM.get("threads", 1)
+    script:
+        "../scripts/llm_references.py"
+
+
+rule llm_references:
+    input:
+        meta="results/llm/corpus/corpus.json",
+        full=llm_full_weights() if LLM else [],
+        retain=lambda w: llm_retain_weights(w.split),
+        refs="results/llm/references/{split}.json",
+    output:
+        rows="results/llm/runs/{split}/reference.csv",
+        samples="results/llm/runs/{split}/reference.samples.csv",
+        probes="results/llm/runs/{split}/reference.probes.csv",
+    params:
+        domain="llm",
+        cfg=pick(LLM, *LLM_EVAL, "model_seed", "reference_seeds"),
     log:
         "logs/llm/references_{split}.log",
     benchmark:
         "results/benchmarks/llm_references/{split}.tsv"
     conda:
         "../../environment.yml"
-    wildcard_constraints:
-        split=r"forget\d+",
-    threads: 1
+    threads: LLM.get("threads", 1)
     script:
-        "../scripts/llm_references.py"
+        "../scripts/unlearn_references.py"
 
 
-rule llm_unlearn:
+rule llm_run:
     input:
         meta="results/llm/corpus/corpus.json",
-        full=f"results/llm/models/full_s{LLM.get('model_seed', 0)}/model.safetensors",
-        retain=lambda w: llm_retain_weights(w.split),
+        full=llm_full_weights() if LLM else [],
         refs="results/llm/references/{split}.json",
     output:
-        rows="results/llm/cells/{split}_s{seed}.csv",
-        samples="results/llm/cells/{split}_s{seed}_samples.csv",
-        probes="results/llm/cells/{split}_s{seed}_probes.csv",
-        diagnostics="results/llm/cells/{split}_s{seed}_ofmu_diagnostics.csv",
+        rows="results/llm/runs/{split}/{method}/{setting}/s{seed}.csv",
+        samples="results/llm/runs/{split}/{method}/{setting}/s{seed}.samples.csv",
+        probes="results/llm/runs/{split}/{method}/{setting}/s{seed}.probes.csv",
+        diagnostics="results/llm/runs/{split}/{method}/{setting}/s{seed}.diagnostics.csv",
     params:
-        cfg=LLM,
+        domain="llm",
+        cfg=pick(LLM, *LLM_EVAL),
+        budget=canonical(LLM.get("unlearn")),
+        settings=lambda w: LLM_RUNS[(w.method, w.setting)],
     log:
-        "logs/llm/unlearn_{split}_s{seed}.log",
+        "logs/llm/run_{split}_{method}_{setting}_s{seed}.log",
     benchmark:
-        "results/benchmarks/llm_unlearn/{split}_s{seed}.tsv"
+        "results/benchmarks/llm_run/{split}_{method}_{setting}_s{seed}.tsv"
     conda:
         "../../environment.yml"
-    wildcard_constraints:
-        split=r"forget\d+",
-        seed=r"\d+",
-    threads: 1
+    threads: LLM.get("threads", 1)
     script:
-        "../scripts/llm_unlearn.py"
+        "../scripts/unlearn_run.py"
 
 
 rule llm_sample_costs:
     input:
         meta="results/llm/corpus/corpus.json",
-        full=f"results/llm/models/full_s{LLM.get('model_seed', 0)}/model.safetensors",
+        full=llm_full_weights() if LLM else [],
     output:
-        costs="results/llm/sample_costs.csv",
+        costs="results/llm/sample_costs/{method}.csv",
     params:
-        cfg=LLM,
+        cfg=lambda w: canonical({"device": LLM["device"], "batch_size": LLM["unlearn"]["batch_size"],
+                                 "sample_costs": {k: v for k, v in LLM["sample_costs"].items() if k != "methods"}}),
+        settings=lambda w: stage_runs("llm", {"methods": [w.method]})[(w.method, "default")],
     log:
-        "logs/llm/sample_costs.log",
+        "logs/llm/sample_costs_{method}.log",
     benchmark:
-        "results/benchmarks/llm_sample_costs/all.tsv"
+        "results/benchmarks/llm_sample_costs/{method}.tsv"
     conda:
         "../../environment.yml"
-    threads: 1
+    threads: LLM.get("threads", 1)
     script:
         "../scripts/llm_sample_costs.py"
 
 
 rule llm_tables:
     input:
-        rows=llm_cell_files("rows"),
-        probes=llm_cell_files("probes"),
+        references=llm_reference_files(),
+        runs=llm_run_files(),
+        reference_probes=llm_reference_files(".probes.csv"),
+        probes=llm_run_files(".probes.csv"),
     output:
-        tofu=expand("paper_tables/tab4_llm_tofu.{ext}", ext=["csv", "md", "tex"]),
-        probes=expand("paper_tables/tab5_llm_hard_probes.{ext}", ext=["csv", "md", "tex"]),
-        ablation=expand("paper_tables/tab6_llm_ablation.{ext}", ext=["csv", "md", "tex"]),
-        merged="results/llm/all_cells.csv",
+        tofu=expand("paper_tables/tab4_llm_tofu.{ext}", ext=TABLE_EXTS),
+        probes=expand("paper_tables/tab5_llm_hard_probes.{ext}", ext=TABLE_EXTS),
+        ablation=expand("paper_tables/tab6_llm_ablation.{ext}", ext=TABLE_EXTS),
     params:
-        cfg=LLM,
+        order=["Finetuned", "Retain", *[m if s == "default" else s for m, s in LLM_RUNS]],
+        variants=list(LLM.get("variants") or {}),
     log:
         "logs/tables/llm_tables.log",
     conda:
@@ -126,9 +152,10 @@ rule llm_tables:
 
 rule llm_figures:
     input:
-        merged="results/llm/all_cells.csv",
-        costs="results/llm/sample_costs.csv",
-        diagnostics=llm_cell_files("diagnostics"),
+        references=llm_reference_files(),
+        runs=llm_run_files(),
+        costs=expand("results/llm/sample_costs/{method}.csv", method=LLM["sample_costs"]["methods"]) if LLM else [],
+        diagnostics=llm_run_files(".diagnostics.csv"),
     output:
         difficulty="figures/fig8_llm_difficulty_vs_utility.png",
         tradeoff="figures/fig9_llm_fq_mu_tradeoff.png",

@@ -7,7 +7,7 @@ rule provenance:
     output:
         "paper_tables/provenance.json",
     params:
-        config=config,
+        config=canonical(config),
         benchmarks_dir="results/benchmarks",
     conda:
         "../../environment.yml"

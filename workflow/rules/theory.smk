@@ -7,8 +7,7 @@ rule theory_run:
         rows="results/theory/runs/{claim}/{family}.csv",
         sidecar="results/theory/runs/{claim}/{family}.json",
     params:
-        claims_file=CLAIMS_FILE,
-        overrides=THEORY.get("overrides", {}),
+        spec=lambda w: claim_spec_of(w.claim),
         seeds=THEORY["seeds"],
     conda:
         "../../environment.yml"
@@ -29,8 +28,7 @@ rule theory_check:
     output:
         verdicts="results/theory/checks/{claim}.csv",
     params:
-        claims_file=CLAIMS_FILE,
-        overrides=THEORY.get("overrides", {}),
+        spec=lambda w: claim_spec_of(w.claim),
     conda:
         "../../environment.yml"
     log:
@@ -48,8 +46,7 @@ rule theory_figure:
     output:
         figure="figures/{figure}.png",
     params:
-        claims_file=CLAIMS_FILE,
-        overrides=THEORY.get("overrides", {}),
+        spec=lambda w: claim_spec_of(CLAIM_OF_FIGURE[w.figure]),
         claim=lambda w: CLAIM_OF_FIGURE[w.figure],
     conda:
         "../../environment.yml"

@@ -1,21 +1,21 @@
-# Vision stage: original model (full training set) and Retrain (D_r only) cached as safetensors ->
-# every method on each (dataset, scenario, seed) -> tables (random, class-wise) and figures.
+# Vision stage: Original (full training set) and Retrain (D_r only) cached as safetensors -> their reference
+# rows per (dataset, scenario, seed) -> one job per (dataset, scenario, method, setting, seed) -> tables
+# (random, class-wise) and figures. Each job's params hold only what it reads: editing one method's file
+# reruns that method's jobs and what reads them; a model's training depends on its own settings only.
 
 
 rule vision_original:
     output:
         "results/vision/models/{dataset}/original_s{seed}.safetensors",
     params:
-        cfg=VISION,
+        cfg=pick(VISION, "data_root", "data_cache", *VISION_MODEL, "train"),
     log:
         "logs/vision/original_{dataset}_s{seed}.log",
     benchmark:
         "results/benchmarks/vision_original/{dataset}_s{seed}.tsv"
     conda:
         "../../environment.yml"
-    wildcard_constraints:
-        seed=r"\d+",
-    threads: 1
+    threads: VISION.get("threads", 1)
     script:
         "../scripts/vision_train.py"
 
@@ -24,53 +24,73 @@ rule vision_retrain:
     output:
         "results/vision/models/{dataset}/retrain_{scenario}_s{seed}.safetensors",
     params:
-        cfg=VISION,
+        cfg=pick(VISION, *VISION_DATA, *VISION_MODEL, "train"),
     log:
         "logs/vision/retrain_{dataset}_{scenario}_s{seed}.log",
     benchmark:
         "results/benchmarks/vision_retrain/{dataset}_{scenario}_s{seed}.tsv"
     conda:
         "../../environment.yml"
-    wildcard_constraints:
-        seed=r"\d+",
-        scenario="random|class",
-    threads: 1
+    threads: VISION.get("threads", 1)
     script:
         "../scripts/vision_train.py"
 
 
-rule vision_unlearn:
+rule vision_references:
     input:
         original="results/vision/models/{dataset}/original_s{seed}.safetensors",
         retrain="results/vision/models/{dataset}/retrain_{scenario}_s{seed}.safetensors",
     output:
-        rows="results/vision/cells/{dataset}_{scenario}_s{seed}.csv",
-        diagnostics="results/vision/cells/{dataset}_{scenario}_s{seed}_ofmu_diagnostics.csv",
+        rows="results/vision/runs/{dataset}/{scenario}/reference/s{seed}.csv",
     params:
-        cfg=VISION,
+        domain="vision",
+        cfg=pick(VISION, *VISION_DATA, *VISION_MODEL, *VISION_EVAL),
     log:
-        "logs/vision/unlearn_{dataset}_{scenario}_s{seed}.log",
+        "logs/vision/references_{dataset}_{scenario}_s{seed}.log",
     benchmark:
-        "results/benchmarks/vision_unlearn/{dataset}_{scenario}_s{seed}.tsv"
+        "results/benchmarks/vision_references/{dataset}_{scenario}_s{seed}.tsv"
     conda:
         "../../environment.yml"
-    wildcard_constraints:
-        seed=r"\d+",
-        scenario="random|class",
-    threads: 1
+    threads: VISION.get("threads", 1)
     script:
-        "../scripts/vision_unlearn.py"
+        "../scripts/unlearn_references.py"
 
 
-rule vision_tables:
+rule vision_run:
     input:
-        cells=vision_cell_files("rows"),
+        original="results/vision/models/{dataset}/original_s{seed}.safetensors",
     output:
-        random=expand("paper_tables/tab2_vision_random.{ext}", ext=["csv", "md", "tex"]),
-        classwise=expand("paper_tables/tab3_vision_classwise.{ext}", ext=["csv", "md", "tex"]),
-        merged="results/vision/all_cells.csv",
+        rows="results/vision/runs/{dataset}/{scenario}/{method}/{setting}/s{seed}.csv",
+        diagnostics="results/vision/runs/{dataset}/{scenario}/{method}/{setting}/s{seed}.diagnostics.csv",
+    params:
+        domain="vision",
+        cfg=pick(VISION, *VISION_DATA, *VISION_MODEL, *VISION_EVAL),
+        budget=canonical(VISION.get("unlearn")),
+        settings=lambda w: VISION_RUNS[(w.method, w.setting)],
     log:
-        "logs/tables/vision_tables.log",
+        "logs/vision/run_{dataset}_{scenario}_{method}_{setting}_s{seed}.log",
+    benchmark:
+        "results/benchmarks/vision_run/{dataset}_{scenario}_{method}_{setting}_s{seed}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: VISION.get("threads", 1)
+    script:
+        "../scripts/unlearn_run.py"
+
+
+rule vision_table:
+    input:
+        references=lambda w: vision_reference_files([SCENARIO_OF_TABLE[w.table]]),
+        runs=lambda w: vision_run_files(".csv", [SCENARIO_OF_TABLE[w.table]]),
+    output:
+        expand("paper_tables/{{table}}.{ext}", ext=TABLE_EXTS),
+    params:
+        scenario=lambda w: SCENARIO_OF_TABLE[w.table],
+        order=["Retrain", "Original", *[m if s == "default" else s for m, s in VISION_RUNS]],
+    log:
+        "logs/tables/{table}.log",
+    wildcard_constraints:
+        table="|".join(VISION_TABLES.values()),
     conda:
         "../../environment.yml"
     script:
@@ -79,8 +99,9 @@ rule vision_tables:
 
 rule vision_figures:
     input:
-        merged="results/vision/all_cells.csv",
-        diagnostics=vision_cell_files("diagnostics"),
+        references=vision_reference_files(),
+        runs=vision_run_files(".csv"),
+        diagnostics=vision_run_files(".diagnostics.csv"),
     output:
         tradeoff="figures/fig6_vision_tradeoff.png",
         diagnostics="figures/fig7_vision_ofmu_diagnostics.png",

@@ -1,7 +1,7 @@
 """Thin adapter: the generated TOFU-format corpus and its BPE tokenizer."""
 from pathlib import Path
 
-from ofmu.llm.cells import corpus_files
+from ofmu.llm.domain import corpus_files
 from ofmu.logs import log_to
 
 with log_to(snakemake.log[0]):

@@ -2,11 +2,12 @@
 import re
 from pathlib import Path
 
-from ofmu.llm.cells import train_model_files
+from ofmu.llm.domain import train_model_files
 from ofmu.logs import log_to
+from ofmu.unlearning.cells import use_threads
 
 with log_to(snakemake.log[0]):
-    name = snakemake.wildcards.model
-    split, seed = re.fullmatch(r"(?:full|retain_(forget\d+))_s(\d+)", name).groups()
+    use_threads(snakemake.threads)
+    split, seed = re.fullmatch(r"(?:full|retain_(forget\d+))_s(\d+)", snakemake.wildcards.model).groups()
     print(train_model_files(snakemake.params.cfg, Path(snakemake.input.meta).parent,
                             Path(snakemake.output.weights).parent, split, int(seed)))

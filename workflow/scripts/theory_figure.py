@@ -3,11 +3,8 @@ import pandas as pd
 
 from ofmu.logs import log_to
 from ofmu.plotting.theory import plot_claim
-from ofmu.theory.stage import claim_spec
 
 with log_to(snakemake.log[0]):
-    claim = snakemake.params.claim
-    spec = claim_spec(snakemake.params.claims_file, claim, snakemake.params.overrides)
     rows = pd.concat([pd.read_csv(p, dtype={"group": str}).fillna({"group": ""}) for p in snakemake.input.runs])
     verdicts = pd.read_csv(snakemake.input.verdicts, dtype={"group": str}).fillna({"group": ""})
-    plot_claim(claim, spec["title"], rows, verdicts, snakemake.output.figure)
+    plot_claim(snakemake.params.claim, snakemake.params.spec["title"], rows, verdicts, snakemake.output.figure)

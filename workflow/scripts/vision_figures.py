@@ -1,10 +1,12 @@
 """Thin adapter: UA-vs-RA trade-off per (dataset, scenario) and OFMU's per-iteration diagnostics."""
-import pandas as pd
-
 from ofmu.logs import log_to
-from ofmu.plotting.vision import plot_ofmu_diagnostics, plot_tradeoff
+from ofmu.plotting.unlearning import plot_ofmu_diagnostics, plot_tradeoff
+from ofmu.tables import read_results
 
 with log_to(snakemake.log[0]):
-    plot_tradeoff(pd.read_csv(snakemake.input.merged), snakemake.output.tradeoff)
-    diags = [pd.read_csv(p) for p in snakemake.input.diagnostics]
-    plot_ofmu_diagnostics(pd.concat([d for d in diags if len(d)], ignore_index=True), snakemake.output.diagnostics)
+    frame = read_results([*snakemake.input.references, *snakemake.input.runs])
+    plot_tradeoff(frame, snakemake.output.tradeoff, ["dataset", "scenario"], "RA", "UA", "RA: accuracy on D_r (%)",
+                  "UA: 1 - accuracy on D_f (%)", target="Retrain", start="Original", scale=100,
+                  title="Forgetting vs utility (mean ± std over seeds); the goal is the Retrain star")
+    plot_ofmu_diagnostics(read_results(snakemake.input.diagnostics), snakemake.output.diagnostics,
+                          ["dataset", "scenario"], "OFMU diagnostics on the vision stage")

@@ -1,21 +1,16 @@
-"""Thin adapter: Table 2 analog (random forgetting) and the class-wise table, mean ± std over seeds."""
-import pandas as pd
-
-from ofmu.io import write_csv_atomic
+"""Thin adapter: Table 2 analog (random forgetting) or the class-wise table, mean ± std over seeds."""
 from ofmu.logs import log_to
-from ofmu.tables import write_table
-from ofmu.unlearning.stage import vision_table
+from ofmu.tables import read_results, write_table
+from ofmu.vision.domain import vision_table
 
 CAPTION = ("{what} on {datasets} (small CNN, CPU scale): UA = 1 - acc(D_f), RA = acc(D_r), TA = test "
            "accuracy, MIA-Efficacy, Avg. Gap to Retrain over the four (all %), RTE = wall seconds of the "
            "unlearning run, peak memory above the starting resident size; mean ± std over seeds. "
            "Lower Avg. Gap is better.")
+WHAT = {"random": "Random forgetting (10% of D)", "class": "Class-wise forgetting (one class)"}
 
 with log_to(snakemake.log[0]):
-    frame = pd.concat([pd.read_csv(p) for p in snakemake.input.cells], ignore_index=True)
-    write_csv_atomic(snakemake.output.merged, frame)
-    for scenario, outputs, what in [("random", snakemake.output.random, "Random forgetting (10% of D)"),
-                                    ("class", snakemake.output.classwise, "Class-wise forgetting (one class)")]:
-        sub = frame[frame["scenario"] == scenario]
-        datasets = ", ".join(sub["dataset"].unique())
-        write_table(vision_table(sub), outputs[0][: -len(".csv")], CAPTION.format(what=what, datasets=datasets))
+    frame = read_results([*snakemake.input.references, *snakemake.input.runs])
+    datasets = ", ".join(frame["dataset"].unique())
+    write_table(vision_table(frame, snakemake.params.order), snakemake.output[0][: -len(".csv")],
+                CAPTION.format(what=WHAT[snakemake.params.scenario], datasets=datasets))

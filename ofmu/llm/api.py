@@ -12,7 +12,7 @@
     costs  = sample_costs(full, corpus, tok, "GradDiff", "forget10", seed=0)      # Figure 1 analog
 
 Seeds: one run seed drives batch order, the method's generator and the IDK draws through distinct derived
-streams (``derive_seed``, shared with the vision stage), so changing one does not shift the others.
+streams (``ofmu.seeds.derive_seed``, shared with the vision stage), so changing one does not shift the others.
 Every function takes ``device``; nothing here sets torch's thread count (the caller decides; measured on
 2 shared cores: 1 thread per job, 2 jobs in parallel).
 """
@@ -42,10 +42,10 @@ from ofmu.llm.models import (
 )
 from ofmu.llm.data import load_training_rows
 from ofmu.llm.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
-from ofmu.llm.unlearn import LanguageModelTask, QALoader, idk_alternates, llm_hparams
+from ofmu.llm.unlearn import LanguageModelTask, QALoader, idk_alternates
 from ofmu.unlearning.loop import UnlearnResult, run_unlearning
+from ofmu.seeds import derive_seed
 from ofmu.unlearning.methods import make_method
-from ofmu.unlearning.vision import derive_seed
 
 TOKENIZER_DIR = "tokenizer"
 MODEL_INFO = "ofmu_train.json"  # next to config.json / model.safetensors: what the cached model was trained with
@@ -87,7 +87,7 @@ def build_corpus(out_dir: str | Path, corpus: CorpusConfig | dict | None = None,
 def load_corpus_tokenizer(corpus_dir: str | Path):
     path = Path(corpus_dir) / TOKENIZER_DIR
     if not path.is_dir():
-        raise FileNotFoundError(f"no tokenizer in {path}; run ofmu.llm.stage.build_corpus({str(corpus_dir)!r}) first")
+        raise FileNotFoundError(f"no tokenizer in {path}; run ofmu.llm.api.build_corpus({str(corpus_dir)!r}) first")
     return load_tokenizer(path)
 
 
@@ -158,7 +158,7 @@ def make_loaders(corpus_dir, tokenizer, split: str, batch_size: int, seed: int, 
     f_rows = list(forget_rows) if forget_rows is not None else _rows(corpus_dir, forget_name)
     r_rows = _rows(corpus_dir, retain_name)
     forget = QALoader(f_rows, tokenizer, batch_size, derive_seed(seed, "forget_loader"), max_length,
-                      alternate_answers=idk_alternates(f_rows, derive_seed(seed, "mia")))
+                      alternate_answers=idk_alternates(f_rows, derive_seed(seed, "idk")))
     retain = QALoader(r_rows, tokenizer, batch_size, derive_seed(seed, "retain_loader"), max_length)
     return forget, retain
 
@@ -168,11 +168,11 @@ def unlearn(model: nn.Module, corpus_dir, tokenizer, method: str, split: str, hp
             device: str | torch.device = "cpu", log_every: int = 1) -> UnlearnResult:
     """Run a registered method on ``model`` (in place) for ``epochs`` passes over the forget set of ``split``.
 
-    ``hparams`` override the LLM-stage defaults (``ofmu.llm.unlearn.llm_hparams``). The result carries the
+    ``hparams`` override the method's LLM settings (``config/methods/<method>.yaml``). The result carries the
     wall time, the peak memory, forget passes, and per-step diagnostics in ``history`` (for OFMU:
     ``cos`` = cos(grad L_f, grad L_r), ``grad_phi_norm`` = ||grad Phi||, ``rho``, L_f, L_r, ...).
     """
-    m = make_method(method, **llm_hparams(method, hparams))
+    m = make_method(method, "llm", **(hparams or {}))
     forget, retain = make_loaders(corpus_dir, tokenizer, split, batch_size, seed, max_length)
     model.train()
     res = run_unlearning(model, m, forget, retain, LanguageModelTask(), epochs=epochs,
@@ -341,7 +341,7 @@ def sample_costs(full_model: nn.Module, corpus_dir, tokenizer, method: str, spli
         row = {"question": rows[i]["question"], "answer": rows[i]["answer"]}
         nll_full = float(M.mean_nll(full_model, tokenizer, [row["question"]], [row["answer"]], **kw)[0])
         model = copy_model(full_model)
-        m = make_method(method, **llm_hparams(method, hparams))
+        m = make_method(method, "llm", **(hparams or {}))
         forget, retain = make_loaders(corpus_dir, tokenizer, split, batch_size, seed, max_length, forget_rows=[row])
         model.train()
         try:

@@ -10,7 +10,7 @@
     row    = evaluate(res.model, data, split, seed=0, reference=ref, wall_seconds=res.wall_seconds)
 
 Seeds: one run seed drives everything (forget set, model init, batch order, random labels) through
-distinct derived seeds, so changing one component does not shift the others' random streams.
+distinct named streams (``ofmu.seeds.derive_seed``), so changing one component does not shift the others.
 """
 
 from __future__ import annotations
@@ -18,23 +18,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from ofmu.unlearning.data import ForgetSplit, ImageData, TensorLoader, cifar_augment, load_dataset, make_forget_split
+from ofmu.vision.data import ForgetSplit, ImageData, TensorLoader, cifar_augment, load_dataset, make_forget_split
 from ofmu.unlearning.loop import ClassificationTask, UnlearnResult, run_unlearning
+from ofmu.seeds import derive_seed
 from ofmu.unlearning.methods import make_method
-from ofmu.unlearning.metrics import MetricInputs, compute_metrics, predict
-from ofmu.unlearning.models import build_model
-
-_STREAMS = {"model": 0, "forget_loader": 1, "retain_loader": 2, "method": 3, "mia": 4}
-
-
-def derive_seed(seed: int, stream: str) -> int:
-    """An independent 31-bit seed for one random stream of a run (numpy SeedSequence spawning)."""
-    return int(np.random.SeedSequence([int(seed), _STREAMS[stream]]).generate_state(1)[0] & 0x7FFFFFFF)
-
+from ofmu.vision.metrics import MetricInputs, compute_metrics, predict
+from ofmu.vision.models import build_model
 
 def load_data(dataset: str, **kwargs: Any) -> ImageData:
     """A registered dataset by name; kwargs: root, cache_dir, allow_download, (CIFAR) verify_md5, val_fraction."""
@@ -84,7 +76,7 @@ def make_loaders(data: ImageData, split: ForgetSplit | None, batch_size: int, se
 def _train(data, split, model_name, seed, epochs, lr, batch_size, device, model_kwargs, progress) -> UnlearnResult:
     model = new_model(data, model_name, seed, **(model_kwargs or {}))
     _, loader = make_loaders(data, split, batch_size, seed)
-    method = make_method("Retrain", epochs=epochs, lr=lr)
+    method = make_method("Retrain", "vision", epochs=epochs, lr=lr)
     # Retrain re-draws the weights from the method seed: a fresh start, independent of the model's init seed
     return run_unlearning(model, method, None, loader, task_for(data), epochs=1, seed=derive_seed(seed, "method"),
                           device=device, log_every=50, progress=progress)
@@ -109,10 +101,10 @@ def unlearn(model: nn.Module, data: ImageData, split: ForgetSplit, method: str, 
             progress: bool = False) -> UnlearnResult:
     """Run a registered method on ``model`` (in place) for ``epochs`` passes over D_f.
 
-    ``hparams`` override the method's defaults (``ofmu.unlearning.methods.DEFAULTS[method]``).
+    ``hparams`` override the method's vision settings (``config/methods/<method>.yaml``).
     ``method="Retrain"`` trains from scratch on D_r for ``hparams['epochs']`` instead.
     """
-    m = make_method(method, **(hparams or {}))
+    m = make_method(method, "vision", **(hparams or {}))
     forget, retain = make_loaders(data, split, batch_size, seed)
     return run_unlearning(model, m, forget, retain, task_for(data), epochs=epochs, seed=derive_seed(seed, "method"),
                           device=device, progress=progress)

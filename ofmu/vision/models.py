@@ -12,7 +12,6 @@ Models are built on CPU from an explicit seed and moved by the caller; no code h
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -21,14 +20,7 @@ from torch import nn
 
 from ofmu.io import atomic_path
 from ofmu.registry import MODELS
-
-
-@contextlib.contextmanager
-def _seeded(seed: int):
-    """Initialize under a private RNG state so building a model never shifts the caller's global stream."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+from ofmu.seeds import seeded
 
 
 @MODELS.register("small_cnn")
@@ -66,27 +58,8 @@ def resnet18_cifar(in_channels: int = 3, image_size: int = 32, num_classes: int 
 def build_model(name: str, seed: int, in_channels: int, image_size: int, num_classes: int, **kwargs) -> nn.Module:
     """A registered model with weights drawn from ``seed`` (unknown names list the valid ones)."""
     factory = MODELS.get(name)
-    with _seeded(seed):
+    with seeded(seed):
         return factory(in_channels=in_channels, image_size=image_size, num_classes=num_classes, **kwargs)
-
-
-def reset_parameters(model: nn.Module, seed: int) -> None:
-    """Re-draw every layer's weights from ``seed`` (used by Retrain: from scratch, same architecture)."""
-    with _seeded(seed):
-        for module in model.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-            if hasattr(module, "reset_running_stats"):
-                module.reset_running_stats()
-        if type(model).__name__ == "ResNet":
-            # torchvision's ResNet overrides the layer defaults after construction; repeat that here so a
-            # retrained ResNet starts from the same distribution as a freshly built one
-            for module in model.modules():
-                if isinstance(module, nn.Conv2d):
-                    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-                    nn.init.constant_(module.weight, 1)
-                    nn.init.constant_(module.bias, 0)
 
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:

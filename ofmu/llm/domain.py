@@ -1,0 +1,151 @@
+"""The LLM stage as a ``Domain`` of the one cell runner, and its file-level entry points.
+
+    corpus_files        corpus + tokenizer directory
+    train_model_files   the full model or a retain-only model (save_pretrained, safetensors)
+    reference_files     a split's retain-model references (forget truth ratios, MIA AUC) for FQ
+    LLMDomain           one forget split: start model (Finetuned), loaders, TOFU evaluation with per-sample
+                        values and hard probes, references (Finetuned, Retain)
+    run_sample_costs    Figure 1 analog for one method (difficulty vs utility loss per forget sample)
+
+``cfg`` is the part of the stage config a job uses (device, eval, model_seed, reference_seeds, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ofmu.io import write_csv_atomic, write_json_atomic
+from ofmu.llm import api as S
+from ofmu.llm.unlearn import LanguageModelTask
+from ofmu.tables import Column, fmt_sci, summary_table
+from ofmu.unlearning.cells import Domain, Evaluation
+
+
+def corpus_files(cfg: dict, out_dir) -> dict:
+    return S.build_corpus(out_dir, cfg["corpus"], vocab_size=cfg["vocab_size"])
+
+
+def train_model_files(cfg: dict, corpus_dir, out_dir, split: str | None, seed: int) -> dict:
+    """Full model (``split=None``) or the retain-only model of ``split``; cached in ``out_dir``."""
+    tok = S.load_corpus_tokenizer(corpus_dir)
+    _, info = S.train_model(corpus_dir, tok, split, out_dir=out_dir, train=cfg["train"], spec=cfg["model"],
+                            seed=seed, device=cfg["device"])
+    return {k: v for k, v in info.items() if k != "history"}
+
+
+def reference_files(cfg: dict, corpus_dir, split: str, retain_dirs: list, out_json) -> None:
+    """Forget truth ratios and MIA AUC of each retain-only model of ``split`` (FQ / privleak references)."""
+    tok = S.load_corpus_tokenizer(corpus_dir)
+    refs = []
+    for path in retain_dirs:
+        model = S.load_causal_lm(path, device=cfg["device"])
+        stats = S.reference_stats(S.evaluate(model, corpus_dir, tok, split, eval_cfg=_eval_cfg(cfg, rouge=False),
+                                             device=cfg["device"]))
+        refs.append({"model": str(path), "forget_tr": stats["forget_tr"].tolist(), "mia_auc": stats["mia_auc"]})
+    write_json_atomic(out_json, {"split": split, "references": refs})
+
+
+def _eval_cfg(cfg: dict, rouge: bool = True) -> dict:
+    return {**cfg["eval"], "rouge": rouge and cfg["eval"].get("rouge", True)}
+
+
+def _load_refs(path) -> list[dict]:
+    refs = json.loads(Path(path).read_text())["references"]
+    return [{"forget_tr": np.asarray(r["forget_tr"]), "mia_auc": r["mia_auc"], "model": r["model"]} for r in refs]
+
+
+class LLMDomain(Domain):
+    """One forget split of the corpus; every run starts from the full ("Finetuned") model."""
+
+    name = "llm"
+    cell_keys = ("split",)
+    metric_columns = ("forget_quality", "model_utility", "forget_truth_ratio")
+    tables = ("samples", "probes")
+
+    def __init__(self, cfg: dict, corpus_dir, split: str, full_dir, refs_json, retain_dirs=()):
+        self.cfg, self.corpus_dir, self.split = cfg, Path(corpus_dir), split
+        self.device = cfg["device"]
+        self.tokenizer = S.load_corpus_tokenizer(corpus_dir)
+        self.full = S.load_causal_lm(full_dir, device=self.device)
+        self.refs = _load_refs(refs_json)
+        self.retain_dirs = [Path(p) for p in retain_dirs]
+
+    @classmethod
+    def from_files(cls, cfg: dict, cell: dict, seed: int, inputs: dict) -> "LLMDomain":
+        return cls(cfg, Path(inputs["meta"]).parent, cell["split"], Path(inputs["full"]).parent, inputs["refs"],
+                   [Path(p).parent for p in inputs.get("retain", [])])
+
+    def cell(self):
+        return {"split": self.split}
+
+    def start_model(self):
+        return self.full
+
+    def task(self):
+        return LanguageModelTask()
+
+    def loaders(self, seed, batch_size):
+        return S.make_loaders(self.corpus_dir, self.tokenizer, self.split, batch_size, seed)
+
+    def evaluate(self, model, fq_references=None):
+        refs = self.refs if fq_references is None else fq_references
+        ev = S.evaluate(model, self.corpus_dir, self.tokenizer, self.split, references=refs,
+                        eval_cfg=_eval_cfg(self.cfg), device=self.device)
+        forget = ev["per_sample"]["forget"]
+        samples = [{"row": i, "truth_ratio": float(forget["tr"][i]), "prob": float(forget["prob"][i])}
+                   for i in range(len(forget["tr"]))]
+        # probes: truth ratio and probability only (greedy decoding would double the cost of a run)
+        probes = [{"probe": probe, **values} for probe, values in S.probe_evaluate(
+            model, self.corpus_dir, self.tokenizer, self.split, eval_cfg=_eval_cfg(self.cfg, rouge=False),
+            device=self.device).items()]
+        return Evaluation(ev["summary"], {"samples": samples, "probes": probes})
+
+    def references(self):
+        if not self.retain_dirs:
+            raise ValueError("the reference rows need the retain-only models (inputs['retain'])")
+        retain = S.load_causal_lm(self.retain_dirs[0], device=self.device)
+        # Retain is scored against the OTHER retain-only models (leave-one-out), else its FQ is trivially 1
+        others = [r for r in self.refs if Path(r["model"]) != self.retain_dirs[0]] or self.refs
+        return [{"label": "Finetuned", "model": self.full, "seed": self.cfg["model_seed"]},
+                {"label": "Retain", "model": retain, "seed": self.cfg["reference_seeds"][0],
+                 "evaluate": {"fq_references": others}}]
+
+
+DOMAIN = LLMDomain
+
+
+def run_sample_costs(cfg: dict, corpus_dir, full_dir, method: str, settings: dict, out_csv) -> pd.DataFrame:
+    """Figure 1 analog for one method: per forget sample, difficulty and the utility cost of forgetting it alone."""
+    sc = cfg["sample_costs"]
+    tok = S.load_corpus_tokenizer(corpus_dir)
+    full = S.load_causal_lm(full_dir, device=cfg["device"])
+    rows = S.sample_costs(full, corpus_dir, tok, method, sc["split"], settings, steps=sc["steps"],
+                          n_samples=sc["n_samples"], seed=0, batch_size=cfg["batch_size"], device=cfg["device"])
+    frame = pd.DataFrame(rows)
+    write_csv_atomic(out_csv, frame)
+    return frame
+
+
+def _split_order(frame: pd.DataFrame) -> list[str]:
+    return sorted(frame["split"].unique(), key=lambda s: int(s.replace("forget", "")))
+
+
+TOFU_COLUMNS = [Column("forget_quality", "FQ", fmt_sci), Column("model_utility", "MU"),
+                Column("forget_truth_ratio", "FTR")]
+PROBE_COLUMNS = [Column("forget_truth_ratio", "FTR"), Column("prob", "prob")]
+
+
+def tofu_table(frame: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Table 1 analog: one row per label in ``order``; FQ / MU / FTR and seeds per split (mean ± std)."""
+    return summary_table(frame, ["label"], TOFU_COLUMNS, order, spread="split", spread_order=_split_order(frame))
+
+
+def probe_table(probes: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Hard in-scope probes on the forget facts: truth-ratio aggregate and answer probability, per probe."""
+    forget_side = probes[probes["probe"].str.startswith("forget_")]
+    forget_side = forget_side.assign(probe=forget_side["probe"].str.replace("forget_", "", regex=False))
+    return summary_table(forget_side, ["label"], PROBE_COLUMNS, order, spread="probe")

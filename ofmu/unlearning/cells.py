@@ -1,0 +1,212 @@
+"""The one cell runner of both stages: (domain, method, setting, seed) -> one tidy row, and its writer.
+
+A ``Domain`` holds what differs between the stages (vision: ``ofmu.vision.domain``; LLM:
+``ofmu.llm.domain``): the model every method starts from, the task and loaders, the evaluation, the
+reference models and the names of its cell and metric columns. Everything else exists once, here: copying
+the start model, warming up, timing, catching divergence, the diagnostics of every step, and the columns
+every row carries in both domains:
+
+    domain, <cell keys>, seed, method, setting, label, status, wall_seconds, peak_memory_mib,
+    forget_passes, steps, hparams, code_version, <metric columns>
+
+``status`` is "ok" or "diverged" (a diverged run keeps its row, with no metrics, so tables count it
+instead of averaging NaNs). ``label`` is what tables and figures show: the method's name for its default
+setting, the variant's name for an ablation variant.
+
+Cost of a run, in a process of its own (the pipeline runs one job per method, setting and seed): a warm-up
+on a throwaway copy of the model before anything is timed (``_warm_up``: lazy initialization would
+otherwise be charged to the run), then ``run_unlearning`` measures wall
+seconds and the peak resident memory above the level at the start of the run (see ``loop.py``). Loading
+data and models and evaluating are outside both numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ofmu.core.ofmu import NonFiniteError
+from ofmu.io import code_version, write_csv_atomic, write_json_atomic
+from ofmu.seeds import derive_seed
+from ofmu.unlearning.loop import Task, UnlearnResult, run_unlearning
+from ofmu.unlearning.settings import method_class
+
+CORE_COLUMNS = ("domain", "seed", "method", "setting", "label", "status", "wall_seconds", "peak_memory_mib",
+                "forget_passes", "steps", "hparams", "code_version")
+DEFAULT_SETTING = "default"
+
+
+@dataclass
+class Evaluation:
+    """Metrics of one model (one row) and per-item tables (e.g. per-sample values, probes)."""
+
+    metrics: dict[str, float]
+    tables: dict[str, list[dict]] = field(default_factory=dict)
+
+
+class Domain:
+    """What a stage supplies to the cell runner. One instance serves one cell (and, in vision, one seed)."""
+
+    name: str = "?"
+    cell_keys: tuple[str, ...] = ()
+    metric_columns: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()  # names of the per-item tables ``evaluate`` returns
+
+    def cell(self) -> dict[str, Any]:
+        """The values of ``cell_keys`` for this cell."""
+        raise NotImplementedError
+
+    def start_model(self) -> nn.Module:
+        """The model every method starts from (Original / Finetuned); the runner copies it."""
+        raise NotImplementedError
+
+    def task(self) -> Task:
+        raise NotImplementedError
+
+    def loaders(self, seed: int, batch_size: int) -> tuple[Any, Any]:
+        """(forget loader, retain loader) for run seed ``seed``."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module) -> Evaluation:
+        raise NotImplementedError
+
+    def references(self) -> list[dict[str, Any]]:
+        """The reference rows of the cell: dicts with label, model, seed, and optionally ``extra`` columns
+        and ``evaluate`` (keyword arguments of ``evaluate`` for that model)."""
+        raise NotImplementedError
+
+
+def use_threads(n: int) -> None:
+    """torch threads of this job: the pipeline gives each job its ``threads:`` (two 1-thread jobs on two
+    cores; more threads than cores was measured to slow everything down by spin-waiting)."""
+    torch.set_num_threads(max(1, int(n)))
+
+
+def domain_class(name: str) -> type[Domain]:
+    """``ofmu.<name>.domain.DOMAIN`` (imported on demand: the LLM domain needs transformers)."""
+    if name not in ("vision", "llm"):
+        raise ValueError(f"unknown domain {name!r}; valid domains: vision, llm")
+    return importlib.import_module(f"ofmu.{name}.domain").DOMAIN
+
+
+@dataclass
+class Run:
+    """One unit of work: a method with complete settings, named by its setting id, on one seed."""
+
+    method: str
+    settings: dict[str, Any]
+    seed: int
+    setting: str = DEFAULT_SETTING
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        self.label = self.label or (self.method if self.setting == DEFAULT_SETTING else self.setting)
+
+
+@dataclass
+class CellResult:
+    rows: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+
+
+def _row(domain: Domain, **values: Any) -> dict[str, Any]:
+    return {"domain": domain.name, **domain.cell(), **values, "code_version": code_version()}
+
+
+def _evaluated(domain: Domain, model: nn.Module, row: dict, tables: dict[str, list[dict]],
+               options: dict | None = None) -> dict:
+    ev = domain.evaluate(model, **(options or {}))
+    keys = {k: row[k] for k in ("domain", *domain.cell_keys, "seed", "method", "setting", "label")}
+    for name in domain.tables:
+        tables.setdefault(name, []).extend({**keys, **item} for item in ev.tables.get(name, []))
+    return {**row, "status": "ok", **ev.metrics}
+
+
+def _warm_up(domain: Domain, model: nn.Module, loader, device) -> None:
+    """Pay one-off costs of the process before the timer starts: the first forward/backward (allocator
+    pools, kernels) and the first torch.optim optimizer, whose constructor imports torch._dynamo (measured:
+    1.4 s and ~150 MiB, which would otherwise be charged to every SGD-based method and not to OFMU)."""
+    throwaway = copy.deepcopy(model).to(device).train()
+    task = domain.task()
+    task.loss(throwaway, task.to_device(next(iter(loader)), device)).backward()
+    torch.optim.SGD(throwaway.parameters(), lr=0.0).step()
+
+
+def run_method(domain: Domain, run: Run, epochs: float, batch_size: int, device: str = "cpu") -> CellResult:
+    """Unlearn with ``run`` from a copy of the domain's start model, evaluate, return the row and tables."""
+    method = method_class(run.method)(**run.settings)  # complete settings: what the job was given, exactly
+    start = domain.start_model()
+    forget, retain = domain.loaders(run.seed, batch_size)
+    _warm_up(domain, start, retain, device)
+    model = copy.deepcopy(start)
+    row = _row(domain, seed=run.seed, method=run.method, setting=run.setting, label=run.label,
+               hparams=json.dumps(run.settings, sort_keys=True, default=str))
+    tables: dict[str, list[dict]] = {name: [] for name in ("diagnostics", *domain.tables)}
+    try:
+        result: UnlearnResult | None = run_unlearning(
+            model, method, forget, retain, domain.task(), epochs=epochs, seed=derive_seed(run.seed, "method"),
+            device=device)
+    except NonFiniteError as err:
+        print(f"{run.label} diverged: {err}")
+        result = None
+    if result is None or not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        return _result(domain, [{**row, "status": "diverged"}], tables)
+    row.update(wall_seconds=result.wall_seconds, peak_memory_mib=result.peak_memory_bytes / 2**20,
+               forget_passes=result.forget_passes, steps=result.steps)
+    keys = {k: row[k] for k in ("domain", *domain.cell_keys, "seed", "method", "setting", "label")}
+    tables["diagnostics"] = [{**keys, **h} for h in result.history]
+    model.eval()
+    return _result(domain, [_evaluated(domain, model, row, tables)], tables)
+
+
+def run_references(domain: Domain) -> CellResult:
+    """The reference rows of a cell (Original and Retrain; Finetuned and Retain), evaluated alike."""
+    rows, tables = [], {name: [] for name in domain.tables}
+    for ref in domain.references():
+        row = _row(domain, seed=ref["seed"], method=ref["label"], setting="reference", label=ref["label"],
+                   hparams="", **ref.get("extra", {}))
+        rows.append(_evaluated(domain, ref["model"].eval(), row, tables, ref.get("evaluate")))
+    return _result(domain, rows, tables)
+
+
+def _result(domain: Domain, rows: list[dict], tables: dict[str, list[dict]]) -> CellResult:
+    columns = ["domain", *domain.cell_keys, *CORE_COLUMNS[1:], *domain.metric_columns]
+    frame = pd.DataFrame(rows)
+    frame = frame.reindex(columns=[*columns, *[c for c in frame.columns if c not in columns]])
+    keys = ["domain", *domain.cell_keys, "seed", "method", "setting", "label"]
+    # an empty table keeps its key columns, so readers concatenate it like any other
+    return CellResult(frame, {name: pd.DataFrame(items) if items else pd.DataFrame(columns=keys)
+                              for name, items in tables.items()})
+
+
+def write_result(result: CellResult, rows_csv, tables: dict[str, str | Path], sidecar: dict) -> None:
+    """Rows, each named table and a JSON sidecar (seed, settings, code version), each written atomically."""
+    for name, path in tables.items():
+        write_csv_atomic(path, result.tables.get(name, pd.DataFrame()))
+    write_json_atomic(Path(rows_csv).with_suffix(".json"), {**sidecar, "code_version": code_version()})
+    write_csv_atomic(rows_csv, result.rows)  # last: the rows file marks a complete result
+
+
+def cost_ratios(frame: pd.DataFrame, cell_keys: list[str], method: str = "OFMU", baseline: str = "GradDiff",
+                setting: str = DEFAULT_SETTING) -> pd.DataFrame:
+    """Wall time per pass over D_f and peak memory of ``method`` (at ``setting``) over ``baseline`` (its
+    default setting), per cell and seed (same model and data): the budget gives both the same passes, up to
+    OFMU's last incomplete step of T+1 batches."""
+    cols = [*cell_keys, "seed"]
+    ok = frame[frame["status"] == "ok"]
+    a = ok[(ok["method"] == method) & (ok["setting"] == setting)].set_index(cols)
+    b = ok[(ok["method"] == baseline) & (ok["setting"] == DEFAULT_SETTING)].set_index(cols)
+    per_pass = lambda f: f["wall_seconds"] / f["forget_passes"]  # noqa: E731
+    out = pd.DataFrame({"time_ratio": per_pass(a) / per_pass(b),
+                        "memory_ratio": a["peak_memory_mib"] / b["peak_memory_mib"],
+                        "forget_passes": a["forget_passes"], "baseline_forget_passes": b["forget_passes"]})
+    return out.reset_index()
