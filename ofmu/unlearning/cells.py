@@ -7,7 +7,7 @@ the start model, warming up, timing, catching divergence, the diagnostics of eve
 every row carries in both domains:
 
     domain, <cell keys>, seed, method, setting, label, status, wall_seconds, peak_memory_mib,
-    forget_passes, steps, hparams, code_version, <metric columns>
+    forget_passes, steps, hparams, code_version, (config_hash: in the written file), <metric columns>
 
 ``status`` is "ok" or "diverged" (a diverged run keeps its row, with no metrics, so tables count it
 instead of averaging NaNs). ``label`` is what tables and figures show: the method's name for its default
@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ofmu.core.ofmu import NonFiniteError
-from ofmu.io import code_version, write_csv_atomic, write_json_atomic
+from ofmu.io import code_version, config_hash, write_csv_atomic, write_json_atomic
 from ofmu.seeds import derive_seed
 from ofmu.unlearning.loop import Task, UnlearnResult, run_unlearning
 from ofmu.unlearning.settings import method_class
@@ -122,10 +122,15 @@ def _row(domain: Domain, **values: Any) -> dict[str, Any]:
     return {"domain": domain.name, **domain.cell(), **values, "code_version": code_version()}
 
 
+def _key_columns(domain: Domain) -> list[str]:
+    """The columns that name a row: every per-item table carries them too."""
+    return ["domain", *domain.cell_keys, "seed", "method", "setting", "label"]
+
+
 def _evaluated(domain: Domain, model: nn.Module, row: dict, tables: dict[str, list[dict]],
                options: dict | None = None) -> dict:
     ev = domain.evaluate(model, **(options or {}))
-    keys = {k: row[k] for k in ("domain", *domain.cell_keys, "seed", "method", "setting", "label")}
+    keys = {k: row[k] for k in _key_columns(domain)}
     for name in domain.tables:
         tables.setdefault(name, []).extend({**keys, **item} for item in ev.tables.get(name, []))
     return {**row, "status": "ok", **ev.metrics}
@@ -162,7 +167,7 @@ def run_method(domain: Domain, run: Run, epochs: float, batch_size: int, device:
         return _result(domain, [{**row, "status": "diverged"}], tables)
     row.update(wall_seconds=result.wall_seconds, peak_memory_mib=result.peak_memory_bytes / 2**20,
                forget_passes=result.forget_passes, steps=result.steps)
-    keys = {k: row[k] for k in ("domain", *domain.cell_keys, "seed", "method", "setting", "label")}
+    keys = {k: row[k] for k in _key_columns(domain)}
     tables["diagnostics"] = [{**keys, **h} for h in result.history]
     model.eval()
     return _result(domain, [_evaluated(domain, model, row, tables)], tables)
@@ -182,18 +187,20 @@ def _result(domain: Domain, rows: list[dict], tables: dict[str, list[dict]]) -> 
     columns = ["domain", *domain.cell_keys, *CORE_COLUMNS[1:], *domain.metric_columns]
     frame = pd.DataFrame(rows)
     frame = frame.reindex(columns=[*columns, *[c for c in frame.columns if c not in columns]])
-    keys = ["domain", *domain.cell_keys, "seed", "method", "setting", "label"]
     # an empty table keeps its key columns, so readers concatenate it like any other
-    return CellResult(frame, {name: pd.DataFrame(items) if items else pd.DataFrame(columns=keys)
+    return CellResult(frame, {name: pd.DataFrame(items) if items else pd.DataFrame(columns=_key_columns(domain))
                               for name, items in tables.items()})
 
 
 def write_result(result: CellResult, rows_csv, tables: dict[str, str | Path], sidecar: dict) -> None:
-    """Rows, each named table and a JSON sidecar (seed, settings, code version), each written atomically."""
+    """Rows, each named table and a JSON sidecar (the job's seed, settings and config, code version), each
+    written atomically; every row carries ``config_hash``, the hash of the sidecar's contents."""
     for name, path in tables.items():
         write_csv_atomic(path, result.tables.get(name, pd.DataFrame()))
     write_json_atomic(Path(rows_csv).with_suffix(".json"), {**sidecar, "code_version": code_version()})
-    write_csv_atomic(rows_csv, result.rows)  # last: the rows file marks a complete result
+    rows = result.rows.copy()
+    rows.insert(rows.columns.get_loc("code_version") + 1, "config_hash", config_hash(sidecar))
+    write_csv_atomic(rows_csv, rows)  # last: the rows file marks a complete result
 
 
 def cost_ratios(frame: pd.DataFrame, cell_keys: list[str], method: str = "OFMU", baseline: str = "GradDiff",

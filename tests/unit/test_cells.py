@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from ofmu.io import config_hash
 from ofmu.unlearning.cells import CORE_COLUMNS, Run, cost_ratios, run_method, run_references, write_result
 from ofmu.unlearning.settings import method_settings
 from ofmu.vision.domain import VisionDomain, train_reference_checkpoint, vision_table, with_avg_gap
@@ -63,7 +64,9 @@ def test_avg_gap_and_table_against_hand_computation(cell):
 def test_write_result_leaves_rows_tables_and_sidecar(cell, tmp_path):
     _, _, runs, _ = cell
     write_result(runs["OFMU"], tmp_path / "s0.csv", {"diagnostics": tmp_path / "s0.diagnostics.csv"}, {"seed": 0})
-    assert pd.read_csv(tmp_path / "s0.csv")["label"].item() == "OFMU"
+    written = pd.read_csv(tmp_path / "s0.csv")
+    assert written["label"].item() == "OFMU" and written["seed"].item() == 0
+    assert written["config_hash"].item() == config_hash({"seed": 0})  # the job's sidecar, as written beside it
     assert len(pd.read_csv(tmp_path / "s0.diagnostics.csv")) == runs["OFMU"].rows["steps"].item()
     assert json.loads((tmp_path / "s0.json").read_text())["seed"] == 0
     write_result(runs["GA"], tmp_path / "ga.csv", {"diagnostics": tmp_path / "ga.diagnostics.csv"}, {"seed": 0})
