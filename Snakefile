@@ -24,8 +24,19 @@ wildcard_constraints:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/theory.smk"
-include: "workflow/rules/vision.smk"
-include: "workflow/rules/llm.smk"
+
+
+# a stage's rules exist only when the stage runs: a config may leave out the sections of stages it skips
+if "vision" in config["stages"]:
+
+    include: "workflow/rules/vision.smk"
+
+
+if "llm" in config["stages"]:
+
+    include: "workflow/rules/llm.smk"
+
+
 include: "workflow/rules/report.smk"
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from ofmu.unlearning.settings import SettingsError, method_settings
 
 RESERVED_SETTINGS = ("default", "reference")
+REFERENCE_LABELS = ("Original", "Retrain", "Finetuned", "Retain")  # rows every cell has; never a run's label
 
 
 class ConfigError(ValueError):
@@ -36,27 +37,41 @@ def pick(stage: dict, *keys: str) -> dict:
 
 
 def stage_runs(domain: str, stage: dict) -> dict[tuple[str, str], dict]:
-    """{(method, setting id): complete settings} for every method and variant of a stage."""
+    """{(method, setting id): complete settings} for every method and variant of a stage (variants by name,
+    so reordering a config's keys never reorders runs)."""
     runs = {(m, "default"): method_settings(m, domain) for m in stage["methods"]}
-    for name, variant in (stage.get("variants") or {}).items():
+    for name, variant in sorted((stage.get("variants") or {}).items()):
         runs[(variant["method"], name)] = method_settings(variant["method"], domain, variant.get("hparams"))
     return {key: canonical(value) for key, value in runs.items()}
+
+
+def _message(err: Exception) -> str:
+    return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+
+
+def _run_errors(where: str, method: str, domain: str, overrides: dict | None = None) -> list[str]:
+    """Keys and values of one run's settings: the method's class checks the values (ranges, choices)."""
+    from ofmu.unlearning.settings import method_class
+
+    try:
+        method_class(method)(**method_settings(method, domain, overrides))
+    except (SettingsError, KeyError, ValueError, TypeError) as err:
+        return [f"{where}: {_message(err)}"]
+    return []
 
 
 def _settings_errors(domain: str, stage: dict) -> list[str]:
     errors = []
     for method in stage.get("methods", []):
-        try:
-            method_settings(method, domain)
-        except (SettingsError, KeyError) as err:
-            errors.append(f"{domain}.methods: {err}")
+        if method == "Retrain":
+            errors.append(f"{domain}.methods: Retrain is the reference every cell has; remove it from the list")
+            continue
+        errors += _run_errors(f"{domain}.methods", method, domain)
     for name, variant in (stage.get("variants") or {}).items():
-        if name in RESERVED_SETTINGS or name in stage.get("methods", []):
-            errors.append(f"{domain}.variants.{name}: the name is taken (a method or one of {RESERVED_SETTINGS}); rename it")
-        try:
-            method_settings(variant["method"], domain, variant.get("hparams"))
-        except (SettingsError, KeyError) as err:
-            errors.append(f"{domain}.variants.{name}: {err}")
+        if name in (*RESERVED_SETTINGS, *REFERENCE_LABELS) or name in stage.get("methods", []):
+            errors.append(f"{domain}.variants.{name}: the name is taken (a method, a reference row or one of "
+                          f"{RESERVED_SETTINGS}); rename the variant")
+        errors += _run_errors(f"{domain}.variants.{name}", variant["method"], domain, variant.get("hparams"))
     return errors
 
 
@@ -90,10 +105,7 @@ def _llm_errors(llm: dict) -> list[str]:
             errors.append(f"llm split {split!r} is not in the corpus (llm.corpus.forget_percents gives {available}); "
                           f"add its percentage to llm.corpus.forget_percents or drop the split")
     for method in llm.get("sample_costs", {}).get("methods", []):
-        try:
-            method_settings(method, "llm")
-        except (SettingsError, KeyError) as err:
-            errors.append(f"llm.sample_costs.methods: {err}")
+        errors += _run_errors("llm.sample_costs.methods", method, "llm")
     return errors
 
 

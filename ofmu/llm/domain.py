@@ -43,13 +43,13 @@ def reference_files(cfg: dict, corpus_dir, split: str, retain_dirs: list, out_js
     refs = []
     for path in retain_dirs:
         model = S.load_causal_lm(path, device=cfg["device"])
-        stats = S.reference_stats(S.evaluate(model, corpus_dir, tok, split, eval_cfg=_eval_cfg(cfg, rouge=False),
+        stats = S.reference_stats(S.evaluate(model, corpus_dir, tok, split, eval_cfg=_eval_settings(cfg, rouge=False),
                                              device=cfg["device"]))
         refs.append({"model": str(path), "forget_tr": stats["forget_tr"].tolist(), "mia_auc": stats["mia_auc"]})
     write_json_atomic(out_json, {"split": split, "references": refs})
 
 
-def _eval_cfg(cfg: dict, rouge: bool = True) -> dict:
+def _eval_settings(cfg: dict, rouge: bool = True) -> dict:
     return {**cfg["eval"], "rouge": rouge and cfg["eval"].get("rouge", True)}
 
 
@@ -94,13 +94,13 @@ class LLMDomain(Domain):
     def evaluate(self, model, fq_references=None):
         refs = self.refs if fq_references is None else fq_references
         ev = S.evaluate(model, self.corpus_dir, self.tokenizer, self.split, references=refs,
-                        eval_cfg=_eval_cfg(self.cfg), device=self.device)
+                        eval_cfg=_eval_settings(self.cfg), device=self.device)
         forget = ev["per_sample"]["forget"]
         samples = [{"row": i, "truth_ratio": float(forget["tr"][i]), "prob": float(forget["prob"][i])}
                    for i in range(len(forget["tr"]))]
         # probes: truth ratio and probability only (greedy decoding would double the cost of a run)
         probes = [{"probe": probe, **values} for probe, values in S.probe_evaluate(
-            model, self.corpus_dir, self.tokenizer, self.split, eval_cfg=_eval_cfg(self.cfg, rouge=False),
+            model, self.corpus_dir, self.tokenizer, self.split, eval_cfg=_eval_settings(self.cfg, rouge=False),
             device=self.device).items()]
         return Evaluation(ev["summary"], {"samples": samples, "probes": probes})
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import copy
 import math
 import re
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import importlib
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,8 +149,10 @@ def run_method(domain: Domain, run: Run, epochs: float, batch_size: int, device:
     """Unlearn with ``run`` from a copy of the domain's start model, evaluate, return the row and tables."""
     method = method_class(run.method)(**run.settings)  # complete settings: what the job was given, exactly
     start = domain.start_model()
+    # the warm-up draws from loaders of its own: a loader reshuffles on every pass, and the run's batches
+    # must be those of the seed, whatever ran before
+    _warm_up(domain, start, domain.loaders(run.seed, batch_size)[1], device)
     forget, retain = domain.loaders(run.seed, batch_size)
-    _warm_up(domain, start, retain, device)
     model = copy.deepcopy(start)
     row = _row(domain, seed=run.seed, method=run.method, setting=run.setting, label=run.label,
                hparams=json.dumps(run.settings, sort_keys=True, default=str))
@@ -194,7 +195,7 @@ def _result(domain: Domain, rows: list[dict], tables: dict[str, list[dict]]) -> 
 
 def write_result(result: CellResult, rows_csv, tables: dict[str, str | Path], sidecar: dict) -> None:
     """Rows, each named table and a JSON sidecar (the job's seed, settings and config, code version), each
-    written atomically; every row carries ``config_hash``, the hash of the sidecar's contents."""
+    written atomically; every row carries ``config_hash``, the hash of ``sidecar`` (the job's inputs)."""
     for name, path in tables.items():
         write_csv_atomic(path, result.tables.get(name, pd.DataFrame()))
     write_json_atomic(Path(rows_csv).with_suffix(".json"), {**sidecar, "code_version": code_version()})

@@ -112,8 +112,3 @@ def method_settings(name: str, domain: str | None = None, overrides: dict | None
     values.update(overrides or {})
     check_keys(name, values, f"settings of {name!r}")
     return values
-
-
-def domain_methods(domain: str, directory: str | os.PathLike | None = None) -> list[str]:
-    """Registered methods whose file lists ``domain`` (Retrain, the reference trainer, excluded)."""
-    return [m for m in registered_methods() if m != "Retrain" and domain in method_spec(m, directory)["domains"]]

@@ -73,10 +73,12 @@ def make_loaders(data: ImageData, split: ForgetSplit | None, batch_size: int, se
     return forget, retain
 
 
-def _train(data, split, model_name, seed, epochs, lr, batch_size, device, model_kwargs, progress) -> UnlearnResult:
+def _train(data, split, model_name, seed, epochs, lr, batch_size, device, model_kwargs, progress,
+           settings) -> UnlearnResult:
     model = new_model(data, model_name, seed, **(model_kwargs or {}))
     _, loader = make_loaders(data, split, batch_size, seed)
-    method = make_method("Retrain", "vision", epochs=epochs, lr=lr)
+    # Retrain's optimizer settings (config/methods/Retrain.yaml, or the caller's copy); epochs and lr per tier
+    method = make_method("Retrain", "vision", **{**(settings or {}), "epochs": epochs, "lr": lr})
     # Retrain re-draws the weights from the method seed: a fresh start, independent of the model's init seed
     return run_unlearning(model, method, None, loader, task_for(data), epochs=1, seed=derive_seed(seed, "method"),
                           device=device, log_every=50, progress=progress)
@@ -84,16 +86,17 @@ def _train(data, split, model_name, seed, epochs, lr, batch_size, device, model_
 
 def train_original(data: ImageData, model_name: str = "small_cnn", seed: int = 0, epochs: float = 3,
                    lr: float = 0.05, batch_size: int = 128, device: str | torch.device = "cpu",
-                   model_kwargs: dict | None = None, progress: bool = False) -> UnlearnResult:
-    """Train on the full training set (SGD momentum 0.9, wd 5e-4, cosine lr). ``.model`` is the result."""
-    return _train(data, None, model_name, seed, epochs, lr, batch_size, device, model_kwargs, progress)
+                   model_kwargs: dict | None = None, progress: bool = False, settings: dict | None = None) -> UnlearnResult:
+    """Train on the full training set (Retrain's settings: SGD momentum 0.9, wd 5e-4, cosine lr). ``.model``
+    is the result; ``settings`` replace Retrain's file values (the pipeline passes them as job params)."""
+    return _train(data, None, model_name, seed, epochs, lr, batch_size, device, model_kwargs, progress, settings)
 
 
 def train_retrain(data: ImageData, split: ForgetSplit, model_name: str = "small_cnn", seed: int = 0,
                   epochs: float = 3, lr: float = 0.05, batch_size: int = 128, device: str | torch.device = "cpu",
-                  model_kwargs: dict | None = None, progress: bool = False) -> UnlearnResult:
+                  model_kwargs: dict | None = None, progress: bool = False, settings: dict | None = None) -> UnlearnResult:
     """The gold standard: the same training on D_r only. Its wall time is Retrain's RTE."""
-    return _train(data, split, model_name, seed, epochs, lr, batch_size, device, model_kwargs, progress)
+    return _train(data, split, model_name, seed, epochs, lr, batch_size, device, model_kwargs, progress, settings)
 
 
 def unlearn(model: nn.Module, data: ImageData, split: ForgetSplit, method: str, hparams: dict | None = None,

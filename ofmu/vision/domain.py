@@ -6,7 +6,8 @@
     with_avg_gap                 Avg. Gap of every row to the Retrain row of its cell and seed
 
 ``cfg`` is the part of the stage config a job uses (keys data_root, data_cache, forget_fraction, model,
-model_kwargs, device, train, mia_max_samples, retain_eval_samples); each function reads only its keys.
+model_kwargs, device, train, mia_max_samples, retain_eval_samples; for training also retrain_settings,
+Retrain's complete settings from config/methods/Retrain.yaml); each function reads only its keys.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def _data(cfg: dict, dataset: str):
 
 
 def _split(cfg: dict, data, scenario: str, seed: int):
-    return V.forget_split(data, scenario, seed, fraction=cfg["forget_fraction"])
+    if scenario == "random":
+        return V.forget_split(data, scenario, seed, fraction=cfg["forget_fraction"])
+    return V.forget_split(data, scenario, seed)  # one whole class: forget_fraction does not apply
 
 
 def train_reference_checkpoint(cfg: dict, dataset: str, seed: int, out_path: str | Path,
@@ -39,7 +42,8 @@ def train_reference_checkpoint(cfg: dict, dataset: str, seed: int, out_path: str
     data = _data(cfg, dataset)
     train = cfg["train"]
     kwargs = dict(model_name=cfg["model"], seed=seed, epochs=train["epochs"], lr=train["lr"],
-                  batch_size=train["batch_size"], model_kwargs=cfg.get("model_kwargs") or {}, device=cfg["device"])
+                  batch_size=train["batch_size"], model_kwargs=cfg.get("model_kwargs") or {}, device=cfg["device"],
+                  settings=cfg.get("retrain_settings"))
     if scenario is None:
         result = V.train_original(data, **kwargs)
     else:
@@ -109,7 +113,7 @@ def with_avg_gap(frame: pd.DataFrame) -> pd.DataFrame:
     """``Avg.Gap`` of every ok row: mean |metric - Retrain's| over UA, RA, TA, MIA-Efficacy, against the
     Retrain row of the same (dataset, scenario, seed); NaN where that row is missing."""
     keys = ["dataset", "scenario", "seed"]
-    retrain = frame[frame["method"] == "Retrain"].set_index(keys)
+    retrain = frame[(frame["label"] == "Retrain") & (frame["setting"] == "reference")].set_index(keys)
     gaps = []
     for _, row in frame.iterrows():
         key = tuple(row[k] for k in keys)

@@ -49,6 +49,18 @@ def test_rows_share_the_core_columns_and_a_diverged_method_keeps_its_row(cell):
     assert json.loads(ofmu.rows["hparams"].item()) == method_settings("OFMU", "vision")
 
 
+def test_a_run_is_the_api_call_with_the_same_seed(cell):
+    """The runner's warm-up must not shift the run's batches: its row equals unlearn + evaluate called directly."""
+    from ofmu.vision import api as V
+
+    domain, _, runs, _ = cell
+    model = V.copy_model(domain.original)
+    V.unlearn(model, domain.data, domain.split, "GradDiff", epochs=1, batch_size=32, seed=0)
+    direct = V.evaluate(model, domain.data, domain.split, seed=0, mia_max_samples=50, retain_max_samples=200)
+    row = runs["GradDiff"].rows.iloc[0]
+    assert {k: row[k] for k in direct} == direct
+
+
 def test_avg_gap_and_table_against_hand_computation(cell):
     _, refs, runs, _ = cell
     frame = with_avg_gap(pd.concat([refs.rows, runs["GradDiff"].rows, runs["GA"].rows], ignore_index=True))
@@ -76,6 +88,7 @@ def test_write_result_leaves_rows_tables_and_sidecar(cell, tmp_path):
 def test_table_is_mean_and_sample_std_in_percent():
     frame = pd.DataFrame({
         "dataset": ["d"] * 3, "scenario": ["random"] * 3, "method": ["GA"] * 3, "label": ["GA"] * 3,
+        "setting": ["default"] * 3,
         "seed": [0, 1, 2], "status": ["ok", "ok", "diverged"], "UA": [0.10, 0.20, np.nan], "RA": [0.9, 0.9, np.nan],
         "TA": [0.8, 0.8, np.nan], "MIA-Efficacy": [0.5, 0.5, np.nan], "wall_seconds": [1.0, 3.0, np.nan],
         "peak_memory_mib": [10.0, 20.0, np.nan]})

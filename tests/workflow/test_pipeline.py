@@ -84,6 +84,13 @@ def test_wrong_type_is_named_with_the_expected_type(tmp_path):
     assert "seeds" in text and "array" in text
 
 
+def test_a_theory_only_config_needs_no_stage_sections(tmp_path):
+    cfg = _config_with(tmp_path, lambda c: [c.pop("vision"), c.pop("llm"), c.update(stages=["theory"])])
+    out = _snakemake(tmp_path, "-n", config=cfg)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert set(_planned(out)) == {"theory_run", "theory_check", "theory_figure", "theory_table", "provenance", "all"}
+
+
 def test_a_configfile_replaces_the_default_tier_and_an_omitted_scenario_schedules_nothing(tmp_path):
     cfg = _config_with(tmp_path, lambda c: c["vision"]["datasets"].pop("class"))
     jobs = _planned(_snakemake(tmp_path, "-n", config=cfg))
@@ -102,6 +109,10 @@ def test_a_configfile_replaces_the_default_tier_and_an_omitted_scenario_schedule
     (lambda c: c["theory"]["overrides"]["C2"].update(max_iters=3), ["C2", "max_iters", "its keys"]),
     (lambda c: c["llm"].update(splits=["forget10", "forget05"]), ["forget05", "forget_percents"]),
     (lambda c: c["vision"]["datasets"].update({"class": []}), ["class", "non-empty"]),
+    (lambda c: c["llm"]["variants"].update(OFMU_x={"method": "OFMU", "hparams": {"outer_grad": "exakt"}}),
+     ["OFMU_x", "outer_grad", "exact"]),
+    (lambda c: c["vision"]["methods"].append("Retrain"), ["Retrain is the reference"]),
+    (lambda c: c["llm"]["variants"].update(Retain={"method": "GA"}), ["variants.Retain", "name is taken"]),
 ])
 def test_dry_run_names_every_bad_setting_with_the_valid_choices(tmp_path, change, named):
     out = _snakemake(tmp_path, "-n", config=_config_with(tmp_path, change))
@@ -169,6 +180,11 @@ def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_p
                        "llm_figures": 1, "provenance": 1, "all": 1}, planned
     runs = [j for j in _planned_jobs(out) if j.startswith(("vision_run", "llm_run", "llm_sample_costs"))]
     assert all("method=OFMU" in j for j in runs), runs
+    # Retrain's file holds the optimizer of the Original and Retrain models: editing it retrains them
+    retrain = (REPO / "config" / "methods" / "Retrain.yaml").read_text().replace("momentum: 0.9 ", "momentum: 0.8 ")
+    (methods / "Retrain.yaml").write_text(retrain)
+    planned = _planned(_snakemake(work, "-n", config=REPO / "config" / "smoke.yaml", env={"OFMU_METHODS_DIR": str(methods)}))
+    assert planned["vision_original"] == 1 and planned["vision_retrain"] == 2 and "llm_train" not in planned
 
     # an impossible tolerance on a tight claim must stop the pipeline and leave no verdict behind
     bad = tmp_path / "bad"

@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from ofmu.plan import canonical, check_config, pick, stage_runs
+from ofmu.unlearning.settings import method_settings
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -52,6 +53,23 @@ def theory_targets():
 VISION_DATA = ("data_root", "data_cache", "forget_fraction")
 VISION_MODEL = ("model", "model_kwargs", "device")
 VISION_EVAL = ("mia_max_samples", "retain_eval_samples")
+# the Original and Retrain models are trained by the Retrain method: its file's settings are theirs too
+RETRAIN_SETTINGS = canonical(method_settings("Retrain", "vision")) if "vision" in config["stages"] else {}
+
+
+def vision_cfg(*keys, train=False):
+    """Params function: the job's part of the vision config. forget_fraction only where the forget set uses
+    it (random forgetting; class-wise forgets a whole class); with ``train``, Retrain's settings too."""
+
+    def params(w):
+        used = [k for k in keys if not (k == "forget_fraction" and w.get("scenario") != "random")]
+        cfg = pick(VISION, *used)
+        if train:
+            cfg["retrain_settings"] = RETRAIN_SETTINGS
+        return canonical(cfg)
+
+    return params
+
 
 
 VISION_TABLES = {"random": "tab2_vision_random", "class": "tab3_vision_classwise"}

@@ -115,9 +115,9 @@ rule llm_sample_costs:
     output:
         costs="results/llm/sample_costs/{method}.csv",
     params:
-        cfg=lambda w: canonical({"device": LLM["device"], "batch_size": LLM["unlearn"]["batch_size"],
-                                 "sample_costs": {k: v for k, v in LLM["sample_costs"].items() if k != "methods"}}),
-        settings=lambda w: stage_runs("llm", {"methods": [w.method]})[(w.method, "default")],
+        cfg=canonical({"device": LLM["device"], "batch_size": LLM["unlearn"]["batch_size"],
+                       "sample_costs": {k: v for k, v in LLM["sample_costs"].items() if k != "methods"}}),
+        settings=lambda w: canonical(method_settings(w.method, "llm")),
     log:
         "logs/llm/sample_costs_{method}.log",
     benchmark:
@@ -141,7 +141,7 @@ rule llm_tables:
         ablation=expand("paper_tables/tab6_llm_ablation.{ext}", ext=TABLE_EXTS),
     params:
         order=["Finetuned", "Retain", *[m if s == "default" else s for m, s in LLM_RUNS]],
-        variants=list(LLM.get("variants") or {}),
+        variants=sorted(LLM.get("variants") or {}),
     log:
         "logs/tables/llm_tables.log",
     conda:

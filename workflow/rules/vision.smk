@@ -8,7 +8,7 @@ rule vision_original:
     output:
         "results/vision/models/{dataset}/original_s{seed}.safetensors",
     params:
-        cfg=pick(VISION, "data_root", "data_cache", *VISION_MODEL, "train"),
+        cfg=vision_cfg("data_root", "data_cache", *VISION_MODEL, "train", train=True),
     log:
         "logs/vision/original_{dataset}_s{seed}.log",
     benchmark:
@@ -24,7 +24,7 @@ rule vision_retrain:
     output:
         "results/vision/models/{dataset}/retrain_{scenario}_s{seed}.safetensors",
     params:
-        cfg=pick(VISION, *VISION_DATA, *VISION_MODEL, "train"),
+        cfg=vision_cfg(*VISION_DATA, *VISION_MODEL, "train", train=True),
     log:
         "logs/vision/retrain_{dataset}_{scenario}_s{seed}.log",
     benchmark:
@@ -44,7 +44,7 @@ rule vision_references:
         rows="results/vision/runs/{dataset}/{scenario}/reference/s{seed}.csv",
     params:
         domain="vision",
-        cfg=pick(VISION, *VISION_DATA, *VISION_MODEL, *VISION_EVAL),
+        cfg=vision_cfg(*VISION_DATA, *VISION_MODEL, *VISION_EVAL),
     log:
         "logs/vision/references_{dataset}_{scenario}_s{seed}.log",
     benchmark:
@@ -64,7 +64,7 @@ rule vision_run:
         diagnostics="results/vision/runs/{dataset}/{scenario}/{method}/{setting}/s{seed}.diagnostics.csv",
     params:
         domain="vision",
-        cfg=pick(VISION, *VISION_DATA, *VISION_MODEL, *VISION_EVAL),
+        cfg=vision_cfg(*VISION_DATA, *VISION_MODEL, *VISION_EVAL),
         budget=canonical(VISION.get("unlearn")),
         settings=lambda w: VISION_RUNS[(w.method, w.setting)],
     log:
