@@ -65,8 +65,10 @@ def code_version() -> str:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
+        # the pipeline's own outputs (figures/, paper_tables/) are tracked and rewritten by every run:
+        # they do not make the code dirty
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures", ":!paper_tables"],
             cwd=root, capture_output=True, text=True, check=True,
         ).stdout.strip()
         return commit + ("+dirty" if dirty else "")

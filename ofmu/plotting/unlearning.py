@@ -64,12 +64,15 @@ def plot_ofmu_diagnostics(diag: pd.DataFrame, path, panels: list[str], title: st
     for key, d in diag.groupby(panels, sort=True):
         mean = d.groupby("step").mean(numeric_only=True)
         for ax, (col, label, logy) in zip(axes, DIAGNOSTICS):
-            ax.plot(mean.index, mean[col], lw=1.2, label=_panel_title(key))
+            # markers: a cell with a single outer iteration is a point, not an invisible line
+            ax.plot(mean.index, mean[col], "-o", ms=2.5, lw=1.2, label=_panel_title(key))
             ax.set_title(label, fontsize=9)
             ax.set_xlabel("outer iteration")
             if logy:
                 ax.set_yscale("log")
             ax.grid(alpha=0.3, lw=0.4)
-    axes[0].legend(fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7, frameon=False)
     fig.suptitle(f"{title} (mean over seeds; measured where the outer step is taken)", fontsize=9)
-    style.save(fig, path)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))  # the legend below the panels covers no curve
+    style.save(fig, path, tight=False)

@@ -17,7 +17,8 @@ with log_to(snakemake.log[0]):
                 "(both evaluated once per split).")
     write_table(probe_table(probes, order), stem(snakemake.output.probes),
                 "Hard in-scope probes on the forget facts: paraphrased question, two-hop question, German "
-                "question; FTR = mean min(TR, 1/TR), prob = answer probability; mean ± std over seeds.")
+                "question; FTR = mean min(TR, 1/TR), prob = answer probability; mean ± std over the forget splits "
+                "and seeds (seeds = distinct run seeds; Finetuned and Retain are evaluated once per split).")
     ablation = [m for m in [*snakemake.params.variants, "Scalarized", "OFMU"] if m in set(rows["label"])]
     write_table(tofu_table(rows, ablation), stem(snakemake.output.ablation),
                 "Ablation: OFMU without the similarity penalty (beta = 0), the scalarized weighted sum "
