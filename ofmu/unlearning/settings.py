@@ -93,6 +93,28 @@ def check_keys(name: str, values: dict, where: str) -> None:
         raise SettingsError(f"{where}: method {name!r} has no value for {missing}; add them to its 'defaults'")
 
 
+def _kind(value: Any) -> str | None:
+    """The kind a setting's value must keep when it is replaced: bool, number or text (None: unchecked)."""
+    if isinstance(value, bool):
+        return "a boolean (true/false)"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return None
+
+
+def check_kinds(name: str, defaults: dict, values: dict, where: str) -> None:
+    """A value that replaces a default keeps its kind: ``beta: true`` or ``lr: 1e-4`` (which YAML reads as
+    text) is an error naming the key, not a run with beta = 1 or a TypeError inside a job."""
+    for key, value in values.items():
+        kind = _kind(defaults.get(key))
+        if kind is not None and value is not None and _kind(value) != kind:
+            hint = " (YAML reads 1e-4 as text: write 1.0e-4)" if kind == "a number" and isinstance(value, str) else ""
+            raise SettingsError(f"{where}: setting {key!r} of method {name!r} must be {kind} like its default "
+                                f"{defaults[key]!r}, got {value!r}{hint}")
+
+
 def method_settings(name: str, domain: str | None = None, overrides: dict | None = None,
                     directory: str | os.PathLike | None = None) -> dict[str, Any]:
     """Every setting of ``name``: the file's defaults, its ``domain`` block, then ``overrides``."""
@@ -107,7 +129,11 @@ def method_settings(name: str, domain: str | None = None, overrides: dict | None
         if unknown:
             raise SettingsError(f"{where}: unknown setting(s) {unknown} in '{block}' for method {name!r}; "
                                 f"valid: {sorted(method_class(name).keys)}")
-    values = {**(spec.get("defaults") or {}), **((spec.get(domain) or {}) if domain else {})}
+    defaults = spec.get("defaults") or {}
+    block = (spec.get(domain) or {}) if domain else {}
+    check_kinds(name, defaults, block, f"{where} ('{domain}' block)")
+    check_kinds(name, defaults, overrides or {}, f"settings of {name!r}")
+    values = {**defaults, **block}
     check_keys(name, values, where)
     values.update(overrides or {})
     check_keys(name, values, f"settings of {name!r}")

@@ -68,3 +68,17 @@ def test_bad_files_and_keys_are_named(tmp_path):
         method_settings("SalUn", "llm")
     with pytest.raises(SettingsError, match=r"unknown setting\(s\) \['bta'\]"):
         method_settings("OFMU", "vision", {"bta": 0.0})
+
+
+def test_a_replaced_value_keeps_the_kind_of_its_default(tmp_path):
+    with pytest.raises(SettingsError, match=r"'beta' of method 'OFMU' must be a number.*got True"):
+        method_settings("OFMU", "vision", {"beta": True})
+    with pytest.raises(SettingsError, match=r"'outer_backtracking' .* must be a boolean"):
+        method_settings("OFMU", "vision", {"outer_backtracking": 1})
+    good = yaml.safe_load((REPO / "config" / "methods" / "GA.yaml").read_text())
+    (tmp_path / "GA.yaml").write_text(yaml.safe_dump(good).replace("lr: 0.01", "lr: 1e-2"))
+    assert yaml.safe_load((tmp_path / "GA.yaml").read_text())["llm"]["lr"] == "1e-2"  # YAML 1.1: text
+    with pytest.raises(SettingsError, match=r"GA.yaml \('llm' block\).*'lr'.*write 1.0e-4"):
+        method_settings("GA", "llm", directory=tmp_path)
+    assert method_settings("GA", "vision", {"grad_clip": 1.0})["grad_clip"] == 1.0  # None default: any value
+    assert method_settings("OFMU", "vision", {"inner_steps": 2, "beta": 0})["beta"] == 0  # int for float is fine

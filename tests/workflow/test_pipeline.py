@@ -112,6 +112,7 @@ def test_a_configfile_replaces_the_default_tier_and_an_omitted_scenario_schedule
     (lambda c: c["llm"]["variants"].update(OFMU_x={"method": "OFMU", "hparams": {"outer_grad": "exakt"}}),
      ["OFMU_x", "outer_grad", "exact"]),
     (lambda c: c["vision"]["methods"].append("Retrain"), ["Retrain is the reference"]),
+    (lambda c: c["llm"]["variants"]["OFMU_beta0"]["hparams"].update(beta=True), ["'beta'", "must be a number"]),
     (lambda c: c["llm"]["variants"].update(Retain={"method": "GA"}), ["variants.Retain", "name is taken"]),
 ])
 def test_dry_run_names_every_bad_setting_with_the_valid_choices(tmp_path, change, named):
