@@ -59,6 +59,8 @@ def _cmd_solve(args) -> int:
     from ofmu.registry import PROBLEMS, SOLVERS
     from ofmu.theory.problems import make_problem
 
+    if args.iterations < 1:
+        raise ValueError(f"--iterations must be >= 1, got {args.iterations}")
     solver = SOLVERS.get(args.solver)
     PROBLEMS.get(args.problem)  # validates the name before any work
     problem = make_problem(args.problem, args.seed)

@@ -24,7 +24,7 @@ Derivatives (checked against float64 central finite differences in tests/unit/te
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Callable, Sequence
 
 import torch
@@ -63,6 +63,14 @@ class OFMUConfig:
     outer_backtracking: bool = False
 
     def __post_init__(self) -> None:
+        # kinds first: True is not beta = 1 and "abc" is not a TypeError inside a comparison
+        for f in fields(self):
+            value = getattr(self, f.name)
+            wants_bool = isinstance(f.default, bool)
+            if wants_bool != isinstance(value, bool) or (
+                    not wants_bool and isinstance(f.default, (int, float)) and not isinstance(value, (int, float))):
+                kind = "true or false" if wants_bool else "a number"
+                raise ValueError(f"OFMU config key {f.name!r} = {value!r}: expected {kind}")
         checks = [
             (self.beta >= 0, "beta", "a number >= 0"),
             (self.rho0 >= 0, "rho0", "a number >= 0"),
@@ -283,6 +291,14 @@ def run_ofmu(
         if callback is not None:
             callback(k + 1, params, diag)
     return history
+
+
+def check_scalarized(weight: float, lr: float) -> None:
+    """The scalarized competitor's settings: weight >= 0 (it ascends L_f) and a step lr > 0."""
+    for key, value, ok, expected in [("weight", weight, lambda v: v >= 0, "a number >= 0"),
+                                     ("lr", lr, lambda v: v > 0, "a number > 0")]:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+            raise ValueError(f"scalarized setting {key!r} = {value!r}: expected {expected}")
 
 
 def scalarized_iteration(

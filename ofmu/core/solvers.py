@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ofmu.core.ofmu import MakeObjectives, OFMUConfig, run_ofmu, scalarized_iteration
+from ofmu.core.ofmu import MakeObjectives, OFMUConfig, check_scalarized, run_ofmu, scalarized_iteration
 from ofmu.registry import SOLVERS
 
 Callback = Callable[[int, Sequence[torch.Tensor], dict], None]
@@ -40,6 +40,7 @@ def solve_scalarized(params, make_objectives: MakeObjectives, settings: dict, it
     unknown = sorted(set(settings) - {"weight", "lr"})
     if unknown or not {"weight", "lr"} <= set(settings):
         raise ValueError(f"scalarized solver takes exactly the settings 'weight' and 'lr'; got {sorted(settings)}")
+    check_scalarized(settings["weight"], settings["lr"])
     history = []
     for k in range(iterations):
         diag = scalarized_iteration(params, make_objectives, settings["weight"], settings["lr"], iteration=k)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ofmu.core.ofmu import OFMUConfig, ofmu_iteration, rho_schedule, scalarized_iteration
+from ofmu.core.ofmu import OFMUConfig, check_scalarized, ofmu_iteration, rho_schedule, scalarized_iteration
 from ofmu.registry import METHODS
 from ofmu.seeds import seeded
 from ofmu.unlearning.loop import Context, LossMethod, Method, SGDMethod, num_examples
@@ -269,6 +269,9 @@ class Scalarized(Method):
     """The weighted-sum ablation L_r - weight * L_f with plain gradient steps (core.scalarized_iteration)."""
 
     keys = ("lr", "weight")
+
+    def validate(self) -> None:
+        check_scalarized(self.hparams["weight"], self.hparams["lr"])
 
     def step(self, ctx: Context) -> dict[str, float]:
         model_loss = ctx.loss

@@ -36,3 +36,27 @@ def test_bad_setting_names_the_key(capsys):
 def test_module_entry_point_prints_help():
     out = subprocess.run([sys.executable, "-m", "ofmu", "--help"], capture_output=True, text=True, check=True)
     assert "check" in out.stdout and "solve" in out.stdout
+
+
+def test_settings_of_the_wrong_kind_or_range_are_named_not_run(capsys):
+    cases = [(["--solver", "ofmu", "--set", "beta=true"], "'beta' = True: expected a number"),
+             (["--solver", "ofmu", "--set", "beta=abc"], "'beta' = 'abc': expected a number"),
+             (["--solver", "ofmu", "--set", "outer_backtracking=1"], "'outer_backtracking' = 1: expected true or false"),
+             (["--solver", "scalarized", "--set", "weight=0.5", "--set", "lr=0"], "'lr' = 0: expected a number > 0"),
+             (["--solver", "scalarized", "--set", "weight=-1", "--set", "lr=0.1"], "'weight' = -1: expected a number >= 0"),
+             (["--solver", "ofmu", "--iterations", "0"], "--iterations must be >= 1, got 0")]
+    for args, message in cases:
+        assert main(["solve", "--problem", "quadratic_strong", *args]) == 2, args
+        assert message in capsys.readouterr().err, args
+
+
+def test_the_scalarized_method_rejects_a_bad_step_or_weight():
+    import pytest
+
+    from ofmu.unlearning.methods import make_method
+
+    for bad in ({"lr": -0.1}, {"weight": -0.5}):
+        with pytest.raises(ValueError, match="scalarized setting"):
+            make_method("Scalarized", "vision", **bad)
+    with pytest.raises(ValueError, match="'lr' of method 'Scalarized' must be a number"):
+        make_method("Scalarized", "vision", lr=True)
