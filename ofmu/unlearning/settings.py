@@ -82,13 +82,13 @@ def method_spec(name: str, directory: str | os.PathLike | None = None) -> dict:
     return _read(str(path), path.stat().st_mtime)
 
 
-def check_keys(name: str, values: dict, where: str) -> None:
-    """Every key ``values`` has is one the method accepts, and every accepted key has a value."""
+def check_keys(name: str, values: dict, where: str, complete: bool = True) -> None:
+    """Every key ``values`` has is one the method accepts and, with ``complete``, every accepted key has a value."""
     accepted = method_class(name).keys
     unknown = sorted(set(values) - set(accepted))
     if unknown:
         raise SettingsError(f"{where}: unknown setting(s) {unknown} for method {name!r}; valid: {sorted(accepted)}")
-    missing = sorted(set(accepted) - set(values))
+    missing = sorted(set(accepted) - set(values)) if complete else []
     if missing:
         raise SettingsError(f"{where}: method {name!r} has no value for {missing}; add them to its 'defaults'")
 
@@ -124,11 +124,8 @@ def method_settings(name: str, domain: str | None = None, overrides: dict | None
     if domain is not None and domain not in spec["domains"]:
         raise SettingsError(f"method {name!r} does not run in the {domain} stage ({where} lists domains "
                             f"{spec['domains']}); remove it from {domain}.methods")
-    for block in ("defaults", *DOMAINS):
-        unknown = sorted(set(spec.get(block) or {}) - set(method_class(name).keys))
-        if unknown:
-            raise SettingsError(f"{where}: unknown setting(s) {unknown} in '{block}' for method {name!r}; "
-                                f"valid: {sorted(method_class(name).keys)}")
+    for block in ("defaults", *DOMAINS):  # every block, not only the one in use: a typo anywhere is named
+        check_keys(name, spec.get(block) or {}, f"{where} ('{block}' block)", complete=False)
     defaults = spec.get("defaults") or {}
     block = (spec.get(domain) or {}) if domain else {}
     check_kinds(name, defaults, block, f"{where} ('{domain}' block)")
