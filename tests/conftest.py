@@ -15,3 +15,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def float64():
+    """Finite differences need float64; restore the default so other test modules are unaffected. Use with
+    ``pytestmark = pytest.mark.usefixtures("float64")``."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

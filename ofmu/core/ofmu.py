@@ -19,11 +19,24 @@ Derivatives (checked against float64 central finite differences in tests/unit/te
                    of L_f. Identical to the exact one when beta = 0; a poor approximation for large beta
                    (shared/derivative-notes.md measured cosine 0.12-0.65 at beta = 0.5), so it is an
                    option, never the default.
+
+``derivatives`` says how the Hessian-vector products in these formulas are computed:
+    "exact"        autograd through the graph of a gradient (double / triple backward). Needs a model whose
+                   layers have correct higher derivatives (ofmu/llm/models.py: no fused LayerNorm, eager
+                   attention); kept to verify the first-order variant.
+    "first_order"  every product H v as a difference of two gradients on the same mini-batch, with a
+                   perturbation of norm delta = fd_step * (1 + ||theta||) along v (the Jacobian-free
+                   Newton-Krylov rule, Knoll & Keyes 2004; DARTS scales its step by 1/||v|| the same way).
+                   Only first-order autograd, so any model (fused LayerNorm, SDPA attention) works. Cost in
+                   gradient evaluations (forward differences): grad Phi 4 (beta > 0) or 1 (beta = 0); grad F
+                   8 (beta > 0) or 3 (beta = 0). Central differences double the extra evaluations.
+                   Accuracy against "exact": benchmarks/ofmu_fidelity.py, README.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from typing import Callable, Sequence
 
@@ -37,6 +50,8 @@ MakeObjectives = Callable[[], tuple[Objective, Objective]]
 
 OUTER_GRADS = ("exact", "cheap")
 OUTER_POINTS = ("inner", "anchor")
+DERIVATIVES = ("exact", "first_order")
+FD_SCHEMES = ("forward", "central")
 
 
 class NonFiniteError(FloatingPointError):
@@ -61,11 +76,21 @@ class OFMUConfig:
     # With beta > 0, F is not globally smooth (the cosine's curvature is unbounded), so a fixed step has
     # no descent guarantee; theory claim C5 uses backtracking. Off by default (costs extra F evaluations).
     outer_backtracking: bool = False
+    derivatives: str = "exact"  # how Hessian-vector products are computed: "exact" (autograd) or "first_order"
+    fd_scheme: str = "forward"  # first_order: "forward" (1 extra gradient per product) or "central" (2)
+    # first_order: perturbation norm relative to 1 + ||theta||; "auto" = sqrt(machine epsilon) of the
+    # parameters' dtype for forward differences, its cube root for central ones (truncation = round-off)
+    fd_step: float | str = "auto"
 
     def __post_init__(self) -> None:
         # kinds first: True is not beta = 1 and "abc" is not a TypeError inside a comparison
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "fd_step":
+                if value != "auto" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                        or not math.isfinite(value) or value <= 0):
+                    raise ValueError(f"OFMU config key 'fd_step' = {value!r}: expected 'auto' or a finite number > 0")
+                continue
             wants_bool = isinstance(f.default, bool)
             if wants_bool != isinstance(value, bool) or (
                     not wants_bool and isinstance(f.default, (int, float)) and not isinstance(value, (int, float))):
@@ -82,6 +107,8 @@ class OFMUConfig:
             (self.outer_grad in OUTER_GRADS, "outer_grad", f"one of {OUTER_GRADS}"),
             (self.outer_point in OUTER_POINTS, "outer_point", f"one of {OUTER_POINTS}"),
             (self.cos_eps > 0, "cos_eps", "a number > 0"),
+            (self.derivatives in DERIVATIVES, "derivatives", f"one of {DERIVATIVES}"),
+            (self.fd_scheme in FD_SCHEMES, "fd_scheme", f"one of {FD_SCHEMES}"),
         ]
         for ok, key, expected in checks:
             if not ok:
@@ -193,23 +220,159 @@ def penalty_grad(
     return grad_f, diag
 
 
+# ---- first-order variant: every Hessian-vector product as a difference of gradients ----------------------
+def difference_step(params: Sequence[Tensor], fd_step: float | str, scheme: str, nested: bool = False) -> float:
+    """Norm of the perturbation: fd_step * (1 + ||theta||). "auto" is the textbook step of the parameters'
+    dtype, the one that balances truncation against round-off: eps^(1/2) for forward and eps^(1/3) for
+    central differences. When a difference is taken of differences (grad F with beta > 0 differences
+    grad Phi, itself built from differences) round-off is divided by both steps: forward then needs
+    eps^(1/3); central stays at eps^(1/3) (its textbook eps^(1/4) was measured 1e4x less accurate on the
+    float64 test problems: their third derivatives are large).
+    Real float32 networks have larger higher derivatives than the textbook assumes: their measured steps
+    are set in config/methods/OFMU.yaml (benchmarks/ofmu_fidelity.py)."""
+    if fd_step == "auto":
+        eps = torch.finfo(params[0].dtype).eps
+        power = {("forward", False): 1 / 2, ("central", False): 1 / 3,
+                 ("forward", True): 1 / 3, ("central", True): 1 / 3}[(scheme, nested)]
+        fd_step = eps**power
+    return float(fd_step) * (1.0 + float(_norm([p.detach() for p in params])))
+
+
+@contextmanager
+def _shifted(params: Sequence[Tensor], direction: Sequence[Tensor], eps: float):
+    """params + eps * direction inside the block; the exact original values afterwards (copied, not
+    subtracted, so no round-off accumulates over a run)."""
+    saved = [p.detach().clone() for p in params]
+    _step(params, direction, eps)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, s in zip(params, saved):
+                p.copy_(s)
+
+
+def _value_and_grad(loss: Objective, params: Sequence[Tensor]) -> tuple[Tensor, tuple[Tensor, ...]]:
+    value = loss(params)
+    return value.detach(), _grads(value, params, create_graph=False)
+
+
+def difference_hvp(gradient: Callable[[], Sequence[Tensor]], params: Sequence[Tensor], v: Sequence[Tensor],
+                   base: Sequence[Tensor], delta: float, scheme: str) -> tuple[Tensor, ...]:
+    """H v, where H is the Jacobian of ``gradient()`` (evaluated at the current params) and ``base`` its
+    value there: (g(theta + eps v) - g(theta)) / eps (forward) or (g(theta + eps v) - g(theta - eps v)) / 2 eps
+    (central), with eps = delta / ||v|| so the perturbation has norm delta whatever the scale of v."""
+    v_norm = float(_norm(v))
+    if v_norm == 0.0:
+        return tuple(torch.zeros_like(p) for p in params)
+    eps = delta / v_norm
+    with _shifted(params, v, eps):
+        plus = gradient()
+    if scheme == "forward":
+        return tuple((gp - g0) / eps for gp, g0 in zip(plus, base))
+    with _shifted(params, v, -eps):
+        minus = gradient()
+    return tuple((gp - gm) / (2 * eps) for gp, gm in zip(plus, minus))
+
+
+def cosine_partials(g_f: Sequence[Tensor], g_r: Sequence[Tensor], eps: float):
+    """cos(g_f, g_r) (smoothed as in ``gradient_cosine``) and its partial derivatives a = dcos/dg_f,
+    b = dcos/dg_r, so that grad_theta cos = H_f a + H_r b."""
+    nf = torch.sqrt(_dot(g_f, g_f) + eps**2)
+    nr = torch.sqrt(_dot(g_r, g_r) + eps**2)
+    cos = _dot(g_f, g_r) / (nf * nr)
+    a = tuple(r / (nf * nr) - cos * f / nf**2 for f, r in zip(g_f, g_r))
+    b = tuple(f / (nf * nr) - cos * r / nr**2 for f, r in zip(g_f, g_r))
+    return cos, a, b
+
+
+def grad_phi_first_order(
+    params: Sequence[Tensor], forget_loss: Objective, retain_loss: Objective, beta: float, cos_eps: float = 1e-12,
+    fd_step: float | str = "auto", fd_scheme: str = "forward", delta: float | None = None,
+) -> tuple[tuple[Tensor, ...], dict[str, Tensor]]:
+    """grad Phi = g_f - beta (H_f a + H_r b) with both products by gradient differences (same mini-batches:
+    the objectives are fixed closures). Returns what ``grad_phi`` returns. ``delta`` fixes the perturbation
+    norm (grad F passes the same one at both ends of its difference)."""
+    l_f, g_f = _value_and_grad(forget_loss, params)
+    if beta == 0:
+        return g_f, {"L_f": l_f}
+    l_r, g_r = _value_and_grad(retain_loss, params)
+    cos, a, b = cosine_partials(g_f, g_r, cos_eps)
+    delta = delta if delta is not None else difference_step(params, fd_step, fd_scheme)
+    h_a = difference_hvp(lambda: _value_and_grad(forget_loss, params)[1], params, a, g_f, delta, fd_scheme)
+    h_b = difference_hvp(lambda: _value_and_grad(retain_loss, params)[1], params, b, g_r, delta, fd_scheme)
+    g_phi = tuple(f - beta * (x + y) for f, x, y in zip(g_f, h_a, h_b))
+    return g_phi, {"L_f": l_f, "L_r": l_r, "g_f": g_f, "g_r": g_r, "cos": cos}
+
+
+def penalty_grad_first_order(
+    params: Sequence[Tensor], forget_loss: Objective, retain_loss: Objective, beta: float, rho: float,
+    variant: str = "exact", cos_eps: float = 1e-12, fd_step: float | str = "auto", fd_scheme: str = "forward",
+) -> tuple[tuple[Tensor, ...], dict[str, float]]:
+    """grad F = grad L_r + 2 rho Hess(Phi) grad Phi (``variant="exact"``; Hess(L_f) for "cheap") with the
+    product as a difference of first-order grad Phi's along v = grad Phi; same diagnostics as ``penalty_grad``."""
+    if variant not in OUTER_GRADS:
+        raise ValueError(f"unknown grad F variant {variant!r}; valid variants: {', '.join(OUTER_GRADS)}")
+    nested = variant == "exact" and beta > 0  # a difference of grad Phi's that are differences themselves
+    delta = difference_step(params, fd_step, fd_scheme, nested)
+    g_phi, info = grad_phi_first_order(params, forget_loss, retain_loss, beta, cos_eps, fd_step, fd_scheme, delta)
+    if beta == 0:
+        info["g_f"] = g_phi
+        info["L_r"], info["g_r"] = _value_and_grad(retain_loss, params)
+    if nested:
+        hv = difference_hvp(
+            lambda: grad_phi_first_order(params, forget_loss, retain_loss, beta, cos_eps, fd_scheme=fd_scheme, delta=delta)[0],
+            params, g_phi, g_phi, delta, fd_scheme)
+    else:  # Hess(Phi) = Hess(L_f) when beta = 0
+        hv = difference_hvp(lambda: _value_and_grad(forget_loss, params)[1], params, g_phi, info["g_f"], delta,
+                            fd_scheme)
+    grad_f = tuple(gr + 2 * rho * h for gr, h in zip(info["g_r"], hv))
+    penalty = float(_dot(g_phi, g_phi))
+    cos = info.get("cos", gradient_cosine(info["g_f"], info["g_r"], cos_eps))
+    diag = {
+        "L_f": float(info["L_f"]), "L_r": float(info["L_r"]), "F": float(info["L_r"]) + rho * penalty,
+        "grad_Lf_norm": float(_norm(info["g_f"])), "grad_Lr_norm": float(_norm(info["g_r"])), "cos": float(cos),
+        "grad_phi_norm": math.sqrt(penalty), "grad_F_norm": float(_norm(grad_f)), "rho": rho,
+    }
+    return grad_f, diag
+
+
+def _grad_phi(cfg: "OFMUConfig", params, forget_loss, retain_loss):
+    if cfg.derivatives == "first_order":
+        return grad_phi_first_order(params, forget_loss, retain_loss, cfg.beta, cfg.cos_eps, cfg.fd_step, cfg.fd_scheme)
+    return grad_phi(params, forget_loss, retain_loss, cfg.beta, cfg.cos_eps)
+
+
+def _penalty_grad(cfg: "OFMUConfig", params, forget_loss, retain_loss, rho: float):
+    if cfg.derivatives == "first_order":
+        return penalty_grad_first_order(params, forget_loss, retain_loss, cfg.beta, rho, cfg.outer_grad, cfg.cos_eps,
+                                        cfg.fd_step, cfg.fd_scheme)
+    return penalty_grad(params, forget_loss, retain_loss, cfg.beta, rho, cfg.outer_grad, cfg.cos_eps)
+
+
 @torch.no_grad()
 def _step(params: Sequence[Tensor], direction: Sequence[Tensor], lr: float) -> None:
     for p, d in zip(params, direction):
         p.add_(d, alpha=lr)
 
 
+Probe = Callable[[Sequence[Tensor], Objective, Objective, float, tuple[Tensor, ...]], None]
+
+
 def ofmu_iteration(
     params: Sequence[Tensor], make_objectives: MakeObjectives, cfg: OFMUConfig, rho: float, iteration: int = 0,
+    probe: Probe | None = None,
 ) -> dict[str, float]:
     """One outer iteration: T ascent steps on Phi, then one descent step on F. Updates params in place.
 
-    Returns the diagnostics at the point where grad F was taken.
+    Returns the diagnostics at the point where grad F was taken. ``probe(params, forget_loss, retain_loss,
+    rho, grad_f)``, if given, sees that point, its objectives and grad F before the step (the fidelity
+    benchmark compares derivative variants there; it must leave params as it found them).
     """
     anchor = [p.detach().clone() for p in params] if cfg.outer_point == "anchor" else None
     for t in range(cfg.inner_steps):
         forget_loss, retain_loss = make_objectives()
-        g_phi, info = grad_phi(params, forget_loss, retain_loss, cfg.beta, cfg.cos_eps)
+        g_phi, info = _grad_phi(cfg, params, forget_loss, retain_loss)
         check_finite({"grad Phi": g_phi, "L_f": info["L_f"]}, f"outer iteration {iteration}, inner step {t}")
         _step(params, g_phi, cfg.inner_lr)
     if anchor is not None:
@@ -219,8 +382,10 @@ def ofmu_iteration(
             for p, a in zip(params, anchor):
                 p.copy_(a)
     forget_loss, retain_loss = make_objectives()
-    grad_f, diag = penalty_grad(params, forget_loss, retain_loss, cfg.beta, rho, cfg.outer_grad, cfg.cos_eps)
+    grad_f, diag = _penalty_grad(cfg, params, forget_loss, retain_loss, rho)
     check_finite({"grad F": grad_f, "F": diag["F"]}, f"outer iteration {iteration}")
+    if probe is not None:
+        probe(params, forget_loss, retain_loss, rho, grad_f)
     if anchor is not None:
         with torch.no_grad():
             for p, x in zip(params, inner):
@@ -233,10 +398,10 @@ def ofmu_iteration(
     return diag
 
 
-def penalty_value(params: Sequence[Tensor], forget_loss: Objective, retain_loss: Objective, beta: float,
-                  rho: float, cos_eps: float = 1e-12) -> float:
-    """F = L_r + rho * ||grad Phi||^2 at params (no third derivatives needed)."""
-    g_phi, _ = grad_phi(params, forget_loss, retain_loss, beta, cos_eps)
+def penalty_value(params: Sequence[Tensor], forget_loss: Objective, retain_loss: Objective, cfg: "OFMUConfig",
+                  rho: float) -> float:
+    """F = L_r + rho * ||grad Phi||^2 at params (grad Phi as ``cfg.derivatives`` computes it)."""
+    g_phi, _ = _grad_phi(cfg, params, forget_loss, retain_loss)
     return float(retain_loss(params).detach()) + rho * float(_dot(g_phi, g_phi))
 
 
@@ -252,7 +417,7 @@ def _armijo_step(params, make_objectives, cfg: OFMUConfig, rho: float, grad_f, f
                 return 0.0
             _step(params, grad_f, -lr)
             forget_loss, retain_loss = make_objectives()
-            trial = penalty_value(params, forget_loss, retain_loss, cfg.beta, rho, cfg.cos_eps)
+            trial = penalty_value(params, forget_loss, retain_loss, cfg, rho)
             if math.isfinite(trial) and trial <= f_value - 0.5 * lr * sq_norm:
                 return lr
             with torch.no_grad():

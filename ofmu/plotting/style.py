@@ -20,6 +20,7 @@ SERIES: dict[str, tuple[str, str]] = {
     "Retrain": ("Retrain", "#000000"),
     "OFMU": ("OFMU", "#d62728"),
     "OFMU_beta0": ("OFMU (beta=0)", "#ff9896"),
+    "OFMU_exact": ("OFMU (exact derivatives)", "#8b0000"),
     "FT": ("FT", "#8c564b"),
     "GA": ("GA", "#1f77b4"),
     "GradDiff": ("GradDiff", "#2ca02c"),

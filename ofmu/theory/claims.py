@@ -80,6 +80,16 @@ def _penalty_gd_settings(problem: ConvexProblem, rho: float, beta: float = 0.0, 
     return dict(beta=beta, rho0=rho, inner_steps=0, outer_lr=step / problem.penalty_smoothness(rho))
 
 
+def _variants(spec: dict):
+    """(settings update, quantity suffix) per derivative variant the claim is checked with: the exact
+    derivatives always; ``derivatives: [exact, first_order]`` also checks the first-order OFMU, whose rows
+    carry " (first-order)" in their quantity (same bounds: THEOREMS.md, "First-order derivatives")."""
+    for variant in spec.get("derivatives", ["exact"]):
+        if variant not in ("exact", "first_order"):
+            raise ValueError(f"claim derivatives {variant!r}: expected exact or first_order")
+        yield {"derivatives": variant}, ("" if variant == "exact" else " (first-order)")
+
+
 def run_c2(spec: dict, problem: ConvexProblem) -> list[dict]:
     rho, K = spec["rho"], spec["max_iter"]
     L_F = problem.penalty_smoothness(rho)
@@ -89,10 +99,13 @@ def run_c2(spec: dict, problem: ConvexProblem) -> list[dict]:
         x_rho = problem.nearest_minimizer(x_rho, rho, theta0)  # the bound holds for every minimizer
     f_star = problem.penalty_value(x_rho, rho)
     dist0 = np.linalg.norm(theta0 - x_rho)
-    thetas = _trajectory(problem, "penalty_gd", _penalty_gd_settings(problem, rho), K)
-    return [_row("C2", problem, "value_gap", k, problem.penalty_value(thetas[k], rho) - f_star,
-                 L_F * dist0**2 / (2 * k), fit_kind="loglog", predicted=-1.0, tight=False)
-            for k in geometric_checkpoints(K)]
+    rows = []
+    for variant, suffix in _variants(spec):
+        thetas = _trajectory(problem, "penalty_gd", {**_penalty_gd_settings(problem, rho), **variant}, K)
+        rows += [_row("C2", problem, "value_gap" + suffix, k, problem.penalty_value(thetas[k], rho) - f_star,
+                      L_F * dist0**2 / (2 * k), fit_kind="loglog", predicted=-1.0, tight=False)
+                 for k in geometric_checkpoints(K)]
+    return rows
 
 
 def run_c3(spec: dict, problem: ConvexProblem) -> list[dict]:
@@ -104,11 +117,15 @@ def run_c3(spec: dict, problem: ConvexProblem) -> list[dict]:
     # quadratic: exact contraction max_i |1 - lambda_i / L| = 1 - mu/L; general: sqrt(1 - mu/L)
     factor = 1 - mu_F / L_F if quadratic else math.sqrt(1 - mu_F / L_F)
     x_rho = problem.penalized_reference(rho)
-    thetas = _trajectory(problem, "penalty_gd", _penalty_gd_settings(problem, rho), K)
-    dist0 = np.linalg.norm(thetas[0] - x_rho)
-    return [_row("C3", problem, "distance", k, np.linalg.norm(thetas[k] - x_rho), factor**k * dist0,
-                 fit_kind="semilog", predicted=math.log(factor), tight=quadratic, fit_from=spec["fit_from_iter"])
-            for k in geometric_checkpoints(K)]
+    rows = []
+    for variant, suffix in _variants(spec):
+        thetas = _trajectory(problem, "penalty_gd", {**_penalty_gd_settings(problem, rho), **variant}, K)
+        dist0 = np.linalg.norm(thetas[0] - x_rho)
+        rows += [_row("C3", problem, "distance" + suffix, k, np.linalg.norm(thetas[k] - x_rho), factor**k * dist0,
+                      fit_kind="semilog", predicted=math.log(factor), tight=quadratic,
+                      fit_from=spec["fit_from_iter"])
+                 for k in geometric_checkpoints(K)]
+    return rows
 
 
 # ---- C4: finite number T of inner steps (two-loop OFMU, beta = 0) ----------------------------------
@@ -121,19 +138,20 @@ def run_c4(spec: dict, problem: ConvexProblem) -> list[dict]:
     q = 1 - eta_in * problem.sigma_min_A
     c = math.sqrt(1 - eta_out * mu_r)
     rows = []
-    for T in spec["inner_steps"]:
-        settings = dict(beta=0.0, rho0=rho, inner_steps=T, inner_lr=eta_in, outer_lr=eta_out)
-        thetas = _trajectory(problem, "ofmu", settings, K)
-        xs = [problem.project_onto_argmax_phi(t) for t in thetas]
-        R = max(np.linalg.norm(t - x) for t, x in zip(thetas, xs))  # a-posteriori sup_k dist(theta_k, S)
-        err0 = np.linalg.norm(xs[0] - theta_star)
-        bias_bound = 2 * (L_r / mu_r) * q**T * R
-        for k in geometric_checkpoints(K):
-            rows.append(_row("C4", problem, "distance", k, np.linalg.norm(xs[k] - theta_star),
-                             c**k * err0 + bias_bound, group=f"T={T}"))
-        rows.append(_row("C4", problem, "bias", T, np.linalg.norm(xs[K] - theta_star), c**K * err0 + bias_bound,
-                         fit_kind="semilog", predicted=math.log(q), tight=spec["bias_tight"],
-                         fit_from=spec["fit_from_T"]))
+    for variant, suffix in _variants(spec):
+        for T in spec["inner_steps"]:
+            settings = dict(beta=0.0, rho0=rho, inner_steps=T, inner_lr=eta_in, outer_lr=eta_out, **variant)
+            thetas = _trajectory(problem, "ofmu", settings, K)
+            xs = [problem.project_onto_argmax_phi(t) for t in thetas]
+            R = max(np.linalg.norm(t - x) for t, x in zip(thetas, xs))  # a-posteriori sup_k dist(theta_k, S)
+            err0 = np.linalg.norm(xs[0] - theta_star)
+            bias_bound = 2 * (L_r / mu_r) * q**T * R
+            for k in geometric_checkpoints(K):
+                rows.append(_row("C4", problem, "distance" + suffix, k, np.linalg.norm(xs[k] - theta_star),
+                                 c**k * err0 + bias_bound, group=f"T={T}"))
+            rows.append(_row("C4", problem, "bias" + suffix, T, np.linalg.norm(xs[K] - theta_star),
+                             c**K * err0 + bias_bound, fit_kind="semilog", predicted=math.log(q),
+                             tight=spec["bias_tight"], fit_from=spec["fit_from_T"]))
     # competitors on the same instance, for the figure (no claim is made about them)
     competitors = {
         "T=0 (penalty GD)": ("penalty_gd", _penalty_gd_settings(problem, rho)),

@@ -14,7 +14,7 @@ instead of averaging NaNs). ``label`` is what tables and figures show: the metho
 setting, the variant's name for an ablation variant.
 
 Cost of a run, in a process of its own (the pipeline runs one job per method, setting and seed): a warm-up
-on a throwaway copy of the model before anything is timed (``_warm_up``: lazy initialization would
+on a throwaway copy of the model before anything is timed (``warm_up``: lazy initialization would
 otherwise be charged to the run), then ``run_unlearning`` measures wall
 seconds and the peak resident memory above the level at the start of the run (see ``loop.py``). Loading
 data and models and evaluating are outside both numbers.
@@ -135,12 +135,11 @@ def _evaluated(domain: Domain, model: nn.Module, row: dict, tables: dict[str, li
     return {**row, "status": "ok", **ev.metrics}
 
 
-def _warm_up(domain: Domain, model: nn.Module, loader, device) -> None:
+def warm_up(task: Task, model: nn.Module, loader, device) -> None:
     """Pay one-off costs of the process before the timer starts: the first forward/backward (allocator
     pools, kernels) and the first torch.optim optimizer, whose constructor imports torch._dynamo (measured:
     1.4 s and ~150 MiB, which would otherwise be charged to every SGD-based method and not to OFMU)."""
     throwaway = copy.deepcopy(model).to(device).train()
-    task = domain.task()
     task.loss(throwaway, task.to_device(next(iter(loader)), device)).backward()
     torch.optim.SGD(throwaway.parameters(), lr=0.0).step()
 
@@ -151,7 +150,7 @@ def run_method(domain: Domain, run: Run, epochs: float, batch_size: int, device:
     start = domain.start_model()
     # the warm-up draws from loaders of its own: a loader reshuffles on every pass, and the run's batches
     # must be those of the seed, whatever ran before
-    _warm_up(domain, start, domain.loaders(run.seed, batch_size)[1], device)
+    warm_up(domain.task(), start, domain.loaders(run.seed, batch_size)[1], device)
     forget, retain = domain.loaders(run.seed, batch_size)
     model = copy.deepcopy(start)
     row = _row(domain, seed=run.seed, method=run.method, setting=run.setting, label=run.label,

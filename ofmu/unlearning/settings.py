@@ -100,7 +100,7 @@ def _kind(value: Any) -> str | None:
     if isinstance(value, (int, float)):
         return "a number"
     if isinstance(value, str):
-        return "text"
+        return None if value == "auto" else "text"  # "auto" stands for a number the class computes
     return None
 
 

@@ -23,19 +23,31 @@ from ofmu.registry import MODELS
 from ofmu.seeds import seeded
 
 
+ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
+POOLINGS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+
+
 @MODELS.register("small_cnn")
 class SmallCNN(nn.Module):
+    """``activation``/``pool``: "relu"/"max" is the classic CNN; "silu"/"avg" is its smooth twin, on which
+    Hessian-vector products are well defined everywhere, so finite-difference (first-order OFMU) and
+    autograd curvature agree (at ReLU/max-pool kinks they differ by >= 46%, shared/derivative-notes.md)."""
+
     def __init__(self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10, width: int = 32,
-                 hidden: int = 128):
+                 hidden: int = 128, activation: str = "relu", pool: str = "max"):
         super().__init__()
         if image_size % 4:
             raise ValueError(f"small_cnn needs an image size divisible by 4 (two 2x2 poolings), got {image_size}")
+        for key, value, valid in (("activation", activation, ACTIVATIONS), ("pool", pool, POOLINGS)):
+            if value not in valid:
+                raise ValueError(f"small_cnn {key} {value!r} is not one of {sorted(valid)}")
+        act, pooling = ACTIVATIONS[activation], POOLINGS[pool]
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, width, 3, padding=1), act(), pooling(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), act(), pooling(2),
         )
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(2 * width * (image_size // 4) ** 2, hidden), nn.ReLU(),
+            nn.Flatten(), nn.Linear(2 * width * (image_size // 4) ** 2, hidden), act(),
             nn.Linear(hidden, num_classes),
         )
 

@@ -5,15 +5,7 @@ import torch
 
 from ofmu.core.ofmu import gradient_cosine, grad_phi, penalty_grad
 
-
-
-@pytest.fixture(autouse=True)
-def float64():
-    """Finite differences need float64; restore the default so other test modules are unaffected."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # see tests/conftest.py
 
 
 def _problem(seed: int):

@@ -194,7 +194,8 @@ def test_ofmu_step_matches_a_hand_written_iteration(setup):
     model, fb, rb = setup
     # T = 1, beta = 0: theta' = theta + eta_in grad L_f; theta+ = theta' - eta_out (grad L_r + 2 rho H_f grad L_f) at theta'
     new, before, delta, method, diag = _one_step(
-        "OFMU", model, fb, rb, beta=0.0, inner_steps=1, inner_lr=0.05, outer_lr=0.02, rho0=0.5, gamma=1.0)
+        "OFMU", model, fb, rb, beta=0.0, inner_steps=1, inner_lr=0.05, outer_lr=0.02, rho0=0.5, gamma=1.0,
+        derivatives="exact")  # the hand-written iteration uses autograd's HVP (first-order: tests/unit/test_first_order.py)
     assert method.forget_batches_per_step == 2
     ref = copy.deepcopy(model)
     params = list(ref.parameters())

@@ -114,6 +114,10 @@ def test_a_configfile_replaces_the_default_tier_and_an_omitted_scenario_schedule
     (lambda c: c["vision"]["methods"].append("Retrain"), ["Retrain is the reference"]),
     (lambda c: c["llm"]["variants"]["OFMU_beta0"]["hparams"].update(beta=True), ["'beta'", "must be a number"]),
     (lambda c: c["llm"]["variants"].update(Retain={"method": "GA"}), ["variants.Retain", "name is taken"]),
+    (lambda c: c["llm"]["variants"].update(OFMU_fd={"method": "OFMU", "hparams": {"fd_step": 0.0}}),
+     ["OFMU_fd", "'fd_step'", "> 0"]),
+    (lambda c: c["llm"]["variants"].update(OFMU_d={"method": "OFMU", "hparams": {"derivatives": "second_order"}}),
+     ["OFMU_d", "'derivatives'", "first_order"]),
 ])
 def test_dry_run_names_every_bad_setting_with_the_valid_choices(tmp_path, change, named):
     out = _snakemake(tmp_path, "-n", config=_config_with(tmp_path, change))
