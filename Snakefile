@@ -37,6 +37,11 @@ if "llm" in config["stages"]:
     include: "workflow/rules/llm.smk"
 
 
+if fidelity_runs():
+
+    include: "workflow/rules/fidelity.smk"
+
+
 include: "workflow/rules/report.smk"
 
 

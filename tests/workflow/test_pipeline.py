@@ -132,7 +132,7 @@ def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_p
     work.mkdir()
     out = _snakemake(work, config=REPO / "config" / "smoke.yaml")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    for n in range(1, 11):
+    for n in range(1, 12):
         figs = list((work / "figures").glob(f"fig{n}_*.png"))
         assert len(figs) == 1 and figs[0].stat().st_size > 10_000
     table = pd.read_csv(work / "paper_tables" / "tab1_theory_claims.csv")

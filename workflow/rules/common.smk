@@ -76,6 +76,12 @@ VISION_TABLES = {"random": "tab2_vision_random", "class": "tab3_vision_classwise
 SCENARIO_OF_TABLE = {table: scenario for scenario, table in VISION_TABLES.items()}
 
 
+# the first configured cell: where the first-order OFMU is compared with the exact one along a run
+FIDELITY_CELL = (
+    {"dataset": next(iter(VISION["datasets"].values()))[0], "scenario": next(iter(VISION["datasets"])),
+     "seed": VISION["seeds"][0]} if "vision" in config["stages"] else {})
+
+
 def vision_cells(scenarios=None):
     """(dataset, scenario, seed) for every configured cell (of ``scenarios``, default all)."""
     return [(d, scenario, seed) for scenario, datasets in VISION["datasets"].items() for d in datasets
@@ -124,8 +130,16 @@ def llm_targets():
     return tables + [f"figures/{f}.png" for f in figures]
 
 
+FIDELITY_TARGETS = ["figures/fig11_first_order_fidelity.png",
+                    *[f"paper_tables/tab7_first_order_fidelity.{ext}" for ext in TABLE_EXTS]]
+
+
+def fidelity_runs():
+    return [f"results/{stage}/first_order_fidelity.csv" for stage in ("vision", "llm") if stage in config["stages"]]
+
+
 def all_targets():
-    targets = []
+    targets = FIDELITY_TARGETS if fidelity_runs() else []
     if "theory" in config["stages"]:
         targets += theory_targets()
     if "vision" in config["stages"]:

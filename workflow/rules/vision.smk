@@ -111,3 +111,28 @@ rule vision_figures:
         "../../environment.yml"
     script:
         "../scripts/vision_figures.py"
+
+
+rule vision_first_order_fidelity:
+    input:
+        original=f"results/vision/models/{FIDELITY_CELL['dataset']}/original_s{FIDELITY_CELL['seed']}.safetensors",
+    output:
+        "results/vision/first_order_fidelity.csv",
+    params:
+        domain="vision",
+        cell=canonical({k: FIDELITY_CELL[k] for k in ("dataset", "scenario")}),
+        seed=FIDELITY_CELL["seed"],
+        cfg=vision_cfg(*VISION_DATA, *VISION_MODEL, *VISION_EVAL)(FIDELITY_CELL),
+        settings=canonical(method_settings("OFMU", "vision")),
+        batch_size=VISION["unlearn"]["batch_size"],
+        iterations=VISION["fidelity_iterations"],
+        problem=f"vision: {FIDELITY_CELL['dataset']} {FIDELITY_CELL['scenario']} ({VISION['model']})",
+    log:
+        "logs/vision/first_order_fidelity.log",
+    benchmark:
+        "results/benchmarks/vision_first_order_fidelity.tsv"
+    conda:
+        "../../environment.yml"
+    threads: VISION.get("threads", 1)
+    script:
+        "../scripts/first_order_fidelity.py"
