@@ -56,11 +56,20 @@ class SmallCNN(nn.Module):
 
 
 @MODELS.register("resnet18")
-def resnet18_cifar(in_channels: int = 3, image_size: int = 32, num_classes: int = 10, **_: object) -> nn.Module:
-    """torchvision ResNet-18 with the CIFAR stem; ``image_size`` is accepted for a uniform signature."""
+def resnet18_cifar(in_channels: int = 3, image_size: int = 32, num_classes: int = 10, activation: str = "relu",
+                   **_: object) -> nn.Module:
+    """torchvision ResNet-18 with the CIFAR stem; ``image_size`` is accepted for a uniform signature.
+    ``activation="silu"`` swaps every ReLU for SiLU (smooth curvature for the first-order OFMU; the field's
+    ResNet-18, and the paper tier's default, is ReLU)."""
     from torchvision.models import resnet18
 
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"resnet18 activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
     model = resnet18(num_classes=num_classes)
+    for module in list(model.modules()) if activation != "relu" else []:
+        for name, child in module.named_children():
+            if isinstance(child, nn.ReLU):
+                setattr(module, name, ACTIVATIONS[activation]())
     # 32x32 inputs: the ImageNet stem (7x7 stride 2 + max-pool) would shrink them to 8x8 before layer1
     model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()

@@ -132,3 +132,21 @@ def test_resnet18_has_cifar_stem(tmp_path):
     other = load_checkpoint(build_model("resnet18", 1, in_channels=3, image_size=32, num_classes=100),
                             tmp_path / "r.safetensors")
     assert torch.equal(other.bn1.running_var, net.bn1.running_var)
+
+
+@pytest.mark.parametrize("name, kwargs", [("small_cnn", {"activation": "silu", "pool": "avg"}),
+                                          ("resnet18", {"activation": "silu"})])
+def test_smooth_twins_have_no_kinks(name, kwargs):
+    """The first-order OFMU's models: no ReLU and no max-pool anywhere (finite differences of curvature are
+    meaningless at kinks)."""
+    net = build_model(name, 0, in_channels=1 if name == "small_cnn" else 3, image_size=28 if name == "small_cnn" else 32,
+                      num_classes=10, **kwargs)
+    kinds = {type(m) for m in net.modules()}
+    assert torch.nn.ReLU not in kinds and torch.nn.MaxPool2d not in kinds
+    assert torch.nn.SiLU in kinds
+
+
+@pytest.mark.parametrize("kwargs, named", [({"activation": "tanh"}, "activation"), ({"pool": "min"}, "pool")])
+def test_unknown_activation_or_pooling_is_named(kwargs, named):
+    with pytest.raises(ValueError, match=named):
+        build_model("small_cnn", 0, in_channels=1, image_size=28, num_classes=10, **kwargs)
