@@ -35,14 +35,17 @@ def main() -> None:
     parser.add_argument("--results", default="results", help="the pipeline's results folder")
     args = parser.parse_args()
     rows = []
-    vision = _runs(Path(args.results) / "vision" / "runs")
-    if len(vision):
-        rows.append(_summary(cost_ratios(vision, ["dataset", "scenario"]), "vision (small CNN)"))
-    llm = _runs(Path(args.results) / "llm" / "runs")
+    stages = {"vision (small CNN)": ("vision", ["dataset", "scenario"]), "LLM (GPT-2)": ("llm", ["split"])}
+    llm = pd.DataFrame()
+    for label, (stage, cell_keys) in stages.items():
+        runs = _runs(Path(args.results) / stage / "runs")
+        if not len(runs):
+            continue
+        llm = runs if stage == "llm" else llm
+        rows.append(_summary(cost_ratios(runs, cell_keys), label))
+        for setting in sorted(set(runs.loc[(runs["method"] == "OFMU") & (runs["setting"] != "default"), "setting"])):
+            rows.append(_summary(cost_ratios(runs, cell_keys, setting=setting), f"{label}, {setting}"))
     if len(llm):
-        rows.append(_summary(cost_ratios(llm, ["split"]), "LLM (GPT-2)"))
-        for setting in sorted(set(llm.loc[(llm["method"] == "OFMU") & (llm["setting"] != "default"), "setting"])):
-            rows.append(_summary(cost_ratios(llm, ["split"], setting=setting), f"LLM, {setting}"))
         ok = llm[(llm["status"] == "ok") & (llm["setting"] == "default")]
         growth = ok[ok["method"].isin(["GradDiff", "OFMU"])].groupby(["method", "split"])["wall_seconds"].mean()
         print("LLM wall seconds per unlearning run by split (mean over seeds):")

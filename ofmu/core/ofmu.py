@@ -29,7 +29,7 @@ Derivatives (checked against float64 central finite differences in tests/unit/te
                    Newton-Krylov rule, Knoll & Keyes 2004; DARTS scales its step by 1/||v|| the same way).
                    Only first-order autograd, so any model (fused LayerNorm, SDPA attention) works. Cost in
                    gradient evaluations (forward differences): grad Phi 4 (beta > 0) or 1 (beta = 0); grad F
-                   8 (beta > 0) or 3 (beta = 0). Central differences double the extra evaluations.
+                   8 (beta > 0) or 3 (beta = 0); central differences: 6 / 1 and 18 / 4.
                    Accuracy against "exact": benchmarks/ofmu_fidelity.py, README.
 """
 
@@ -78,8 +78,8 @@ class OFMUConfig:
     outer_backtracking: bool = False
     derivatives: str = "exact"  # how Hessian-vector products are computed: "exact" (autograd) or "first_order"
     fd_scheme: str = "forward"  # first_order: "forward" (1 extra gradient per product) or "central" (2)
-    # first_order: perturbation norm relative to 1 + ||theta||; "auto" = sqrt(machine epsilon) of the
-    # parameters' dtype for forward differences, its cube root for central ones (truncation = round-off)
+    # first_order: perturbation norm relative to 1 + ||theta||; "auto" = the textbook step of the parameters'
+    # dtype (``difference_step``); the experiments set a measured one in config/methods/OFMU.yaml
     fd_step: float | str = "auto"
 
     def __post_init__(self) -> None:
@@ -212,12 +212,15 @@ def penalty_grad(
         v = [g.detach() for g in g_phi]
         hvp = tuple(2 * rho * h for h in _grads(_dot(g_f, v), params, create_graph=False))
     grad_f = tuple(gr.detach() + h for gr, h in zip(g_r, hvp))
-    diag = {
-        "L_f": float(l_f.detach()), "L_r": float(l_r.detach()), "F": float(l_r.detach()) + rho * float(penalty.detach()),
-        "grad_Lf_norm": float(_norm(g_f).detach()), "grad_Lr_norm": float(_norm(g_r).detach()),
-        "cos": float(cos.detach()), "grad_phi_norm": math.sqrt(float(penalty.detach())), "grad_F_norm": float(_norm(grad_f)), "rho": rho,
-    }
-    return grad_f, diag
+    return grad_f, _diagnostics(l_f, l_r, g_f, g_r, cos, penalty, grad_f, rho)
+
+
+def _diagnostics(l_f, l_r, g_f, g_r, cos, penalty, grad_f, rho: float) -> dict[str, float]:
+    """What an outer step reports about the point where grad F was taken (both derivative variants)."""
+    l_f, l_r, penalty, cos = (float(torch.as_tensor(x).detach()) for x in (l_f, l_r, penalty, cos))
+    return {"L_f": l_f, "L_r": l_r, "F": l_r + rho * penalty,
+            "grad_Lf_norm": float(_norm(g_f).detach()), "grad_Lr_norm": float(_norm(g_r).detach()), "cos": cos,
+            "grad_phi_norm": math.sqrt(penalty), "grad_F_norm": float(_norm(grad_f)), "rho": rho}
 
 
 # ---- first-order variant: every Hessian-vector product as a difference of gradients ----------------------
@@ -327,14 +330,8 @@ def penalty_grad_first_order(
         hv = difference_hvp(lambda: _value_and_grad(forget_loss, params)[1], params, g_phi, info["g_f"], delta,
                             fd_scheme)
     grad_f = tuple(gr + 2 * rho * h for gr, h in zip(info["g_r"], hv))
-    penalty = float(_dot(g_phi, g_phi))
     cos = info.get("cos", gradient_cosine(info["g_f"], info["g_r"], cos_eps))
-    diag = {
-        "L_f": float(info["L_f"]), "L_r": float(info["L_r"]), "F": float(info["L_r"]) + rho * penalty,
-        "grad_Lf_norm": float(_norm(info["g_f"])), "grad_Lr_norm": float(_norm(info["g_r"])), "cos": float(cos),
-        "grad_phi_norm": math.sqrt(penalty), "grad_F_norm": float(_norm(grad_f)), "rho": rho,
-    }
-    return grad_f, diag
+    return grad_f, _diagnostics(info["L_f"], info["L_r"], info["g_f"], info["g_r"], cos, _dot(g_phi, g_phi), grad_f, rho)
 
 
 def _grad_phi(cfg: "OFMUConfig", params, forget_loss, retain_loss):
