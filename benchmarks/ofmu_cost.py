@@ -31,8 +31,6 @@ PASSES = {"vision": 1.0, "llm": 20.0}  # forget passes per run: >= 10 OFMU outer
 
 def measure(domain: str, variant: str, passes: float, seed: int, ofmu_overrides: dict) -> dict:
     """One run in this process: wall seconds, forget passes, peak memory, loss evaluations per step."""
-    import torch
-
     sys.path.insert(0, str(HERE))
     from cases import CASES
 

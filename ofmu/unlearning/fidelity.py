@@ -15,6 +15,7 @@ default tier's own models (fig11, tab7); ``benchmarks/ofmu_fidelity.py`` runs th
 from __future__ import annotations
 
 import copy
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -68,12 +69,11 @@ def v_curves() -> list[dict[str, Any]]:
     for problem, build in (("theory problem (logistic_ridge)", _theory_problem), ("tanh network", _network_problem)):
         params, f, r = build()
         quantities = {  # name -> (exact, first-order at a step and scheme, nested difference?)
-            "grad Phi, beta=0.5": (grad_phi(params, f, r, 0.5)[0],
-                                   lambda h, s: grad_phi_first_order(params, f, r, 0.5, fd_step=h, fd_scheme=s)[0], False),
+            "grad Phi, beta=0.5": (grad_phi(params, f, r, 0.5)[0], partial(grad_phi_first_order, params, f, r, 0.5), False),
             "grad F, beta=0.5": (penalty_grad(params, f, r, 0.5, 1.0)[0],
-                                 lambda h, s: penalty_grad_first_order(params, f, r, 0.5, 1.0, fd_step=h, fd_scheme=s)[0], True),
+                                 partial(penalty_grad_first_order, params, f, r, 0.5, 1.0), True),
             "grad F, beta=0": (penalty_grad(params, f, r, 0.0, 1.0)[0],
-                               lambda h, s: penalty_grad_first_order(params, f, r, 0.0, 1.0, fd_step=h, fd_scheme=s)[0], False),
+                               partial(penalty_grad_first_order, params, f, r, 0.0, 1.0), False),
         }
         scale = 1.0 + float(_flat(params).norm())
         for quantity, (exact, approx, nested) in quantities.items():
@@ -81,7 +81,8 @@ def v_curves() -> list[dict[str, Any]]:
                 auto = difference_step(params, "auto", scheme, nested) / scale
                 for step in [*STEPS_FLOAT64, auto]:
                     rows.append({"problem": problem, "dtype": "float64", "quantity": quantity, "scheme": scheme,
-                                 "fd_step": step, "auto": step == auto, **compare(approx(step, scheme), exact)})
+                                 "fd_step": step, "auto": step == auto,
+                                 **compare(approx(fd_step=step, fd_scheme=scheme)[0], exact)})
     return rows
 
 
