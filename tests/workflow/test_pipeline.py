@@ -182,7 +182,8 @@ def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_p
     n_vision = sum(len(v) for v in smoke["datasets"].values()) * len(smoke["seeds"])
     assert planned == {"vision_run": n_vision, "llm_run": 2 * len(llm["splits"]) * len(llm["seeds"]),
                        "llm_sample_costs": 1, "vision_table": 2, "vision_figures": 1, "llm_tables": 1,
-                       "llm_figures": 1, "provenance": 1, "all": 1}, planned
+                       "llm_figures": 1, "provenance": 1, "all": 1, "vision_first_order_fidelity": 1,
+                       "llm_first_order_fidelity": 1, "first_order_fidelity_figure": 1}, planned
     runs = [j for j in _planned_jobs(out) if j.startswith(("vision_run", "llm_run", "llm_sample_costs"))]
     assert all("method=OFMU" in j for j in runs), runs
     # Retrain's file holds the optimizer of the Original and Retrain models: editing it retrains them

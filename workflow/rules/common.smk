@@ -76,10 +76,14 @@ VISION_TABLES = {"random": "tab2_vision_random", "class": "tab3_vision_classwise
 SCENARIO_OF_TABLE = {table: scenario for scenario, table in VISION_TABLES.items()}
 
 
-# the first configured cell: where the first-order OFMU is compared with the exact one along a run
-FIDELITY_CELL = (
-    {"dataset": next(iter(VISION["datasets"].values()))[0], "scenario": next(iter(VISION["datasets"])),
-     "seed": VISION["seeds"][0]} if "vision" in config["stages"] else {})
+# where the first-order OFMU is compared with the exact one along a run: random forgetting when configured, the
+# first dataset and seed in sorted order (independent of how the config lists them)
+def fidelity_cell():
+    scenario = "random" if "random" in VISION["datasets"] else sorted(VISION["datasets"])[0]
+    return {"dataset": sorted(VISION["datasets"][scenario])[0], "scenario": scenario, "seed": min(VISION["seeds"])}
+
+
+FIDELITY_CELL = fidelity_cell() if "vision" in config["stages"] else {}
 
 
 def vision_cells(scenarios=None):

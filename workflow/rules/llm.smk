@@ -172,18 +172,18 @@ rule llm_first_order_fidelity:
     input:
         meta="results/llm/corpus/corpus.json",
         full=llm_full_weights() if LLM else [],
-        refs=f"results/llm/references/{LLM['splits'][-1]}.json" if LLM else [],
+        refs=f"results/llm/references/{max(LLM['splits'])}.json" if LLM else [],
     output:
         "results/llm/first_order_fidelity.csv",
     params:
         domain="llm",
-        cell={"split": LLM["splits"][-1]} if LLM else {},
+        cell={"split": max(LLM["splits"])} if LLM else {},  # the largest forget set, whatever the order
         seed=0,
         cfg=pick(LLM, *LLM_EVAL),
         settings=canonical(method_settings("OFMU", "llm")),
         batch_size=LLM["unlearn"]["batch_size"],
         iterations=LLM.get("fidelity_iterations", 12),
-        problem=f"llm: {LLM['splits'][-1]} (GPT-2)" if LLM else "",
+        problem=f"llm: {max(LLM['splits'])} (GPT-2)" if LLM else "",
     log:
         "logs/llm/first_order_fidelity.log",
     benchmark:
