@@ -143,7 +143,7 @@ def fidelity_runs():
 
 
 def all_targets():
-    targets = FIDELITY_TARGETS if fidelity_runs() else []
+    targets = list(FIDELITY_TARGETS) if fidelity_runs() else []  # a copy: += below must not grow the constant
     if "theory" in config["stages"]:
         targets += theory_targets()
     if "vision" in config["stages"]:
