@@ -128,21 +128,28 @@ def encode_prompt(tokenizer, question: str) -> list[int]:
     return prompt
 
 
+def encode_answer(tokenizer, answer: str) -> list[int]:
+    """Token ids of " <answer>" followed by EOS."""
+    ids = tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
+    return list(ids) + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])
+
+
+def join_qa(prompt: list[int], answer: list[int], max_length: int, question: str = "") -> dict[str, list[int]]:
+    """Token ids and labels of an encoded prompt + answer; labels are IGNORE_INDEX on the prompt."""
+    if len(prompt) >= max_length:
+        raise ValueError(f"the prompt of question {question[:60]!r}... has {len(prompt)} tokens, not below "
+                         f"max_length={max_length}; raise max_length")
+    answer = answer[: max_length - len(prompt)]  # keep the question whole; cut the answer's tail
+    return {"input_ids": prompt + answer, "labels": [IGNORE_INDEX] * len(prompt) + answer}
+
+
 def encode_qa(tokenizer, question: str, answer: str, max_length: int = 128) -> dict[str, list[int]]:
     """Token ids and labels of one QA pair; labels are IGNORE_INDEX on the prompt.
 
     Prompt and answer are tokenized separately so the answer's tokens are the same whatever the question
     (a joint tokenization could merge across the boundary).
     """
-    prompt = encode_prompt(tokenizer, question)
-    ans = tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
-    if tokenizer.eos_token_id is not None:
-        ans = ans + [tokenizer.eos_token_id]
-    if len(prompt) >= max_length:
-        raise ValueError(f"the prompt of question {question[:60]!r}... has {len(prompt)} tokens, not below "
-                         f"max_length={max_length}; raise max_length")
-    ans = ans[: max_length - len(prompt)]  # keep the question whole; cut the answer's tail
-    return {"input_ids": prompt + ans, "labels": [IGNORE_INDEX] * len(prompt) + ans}
+    return join_qa(encode_prompt(tokenizer, question), encode_answer(tokenizer, answer), max_length, question)
 
 
 def pad_batch(encoded: Sequence[dict[str, list[int]]], pad_token_id: int) -> dict[str, torch.Tensor]:

@@ -16,13 +16,13 @@ non-members and the AUC labels holdout as the positive class (so a model that me
 
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from ofmu.llm.data import QACollator, encode_prompt
-from ofmu.llm.models import answer_token_nll
+from ofmu.llm.data import IGNORE_INDEX, encode_answer, encode_prompt, join_qa, pad_batch
 
 EPS = 1e-10  # OpenUnlearning's guard in truth ratios
 MU_KEYS = tuple(f"{s}_{m}" for s in ("retain", "ra", "wf") for m in ("prob", "rouge", "tr"))
@@ -160,25 +160,88 @@ def _batches(n: int, size: int):
         yield range(i, min(n, i + size))
 
 
-@torch.no_grad()
+def _accepts(model, argument: str) -> bool:
+    return argument in inspect.signature(model.forward).parameters
+
+
+def _answer_logits_sharing_prompts(model, prompts: list[list[int]], answers: list[list[int]], pad: int, device):
+    """Logits predicting each answer token, [B, W, V], and the answer labels [B, W] (IGNORE_INDEX on padding).
+
+    Each distinct prompt of the batch runs once; its key/value cache is copied to the rows of its answers,
+    which continue at the prompt's next position (the answer tokens see the same keys at the same positions
+    as in one padded sequence; the prompts' padding is masked).
+    """
+    distinct = list(dict.fromkeys(map(tuple, prompts)))
+    row_of = {p: i for i, p in enumerate(distinct)}
+    which = torch.tensor([row_of[tuple(p)] for p in prompts], device=device)
+    prompt_batch = {k: v.to(device) for k, v in pad_batch([{"input_ids": list(p), "labels": list(p)} for p in distinct], pad).items()}
+    out = model(input_ids=prompt_batch["input_ids"], attention_mask=prompt_batch["attention_mask"], use_cache=True)
+    prompt_length = prompt_batch["attention_mask"].sum(1)
+    first = out.logits[torch.arange(len(distinct), device=device), prompt_length - 1][which]  # predicts answer token 0
+    cache = out.past_key_values
+    cache.batch_select_indices(which)
+    answer_batch = {k: v.to(device) for k, v in pad_batch([{"input_ids": a, "labels": a} for a in answers], pad).items()}
+    width = answer_batch["input_ids"].shape[1]
+    positions = prompt_length[which][:, None] + torch.arange(width, device=device)[None, :]
+    positions = positions * answer_batch["attention_mask"]  # padding at 0: masked, and never past the model's length
+    rest = model(input_ids=answer_batch["input_ids"],
+                 attention_mask=torch.cat([prompt_batch["attention_mask"][which], answer_batch["attention_mask"]], 1),
+                 position_ids=positions, past_key_values=cache).logits
+    return torch.cat([first[:, None], rest[:, :-1]], 1), answer_batch["labels"]
+
+
+def _answer_logits_full_sequences(model, encoded: list[dict], pad: int, device):
+    """The same from one padded forward of the whole sequences (models without a key/value cache); logits only
+    from the batch's first answer position on where the model takes ``logits_to_keep``."""
+    batch = {k: v.to(device) for k, v in pad_batch(encoded, pad).items()}
+    width = batch["input_ids"].shape[1]
+    # position ``start`` predicts the first answer token of the row with the shortest prompt
+    start = min(e["labels"].count(IGNORE_INDEX) for e in encoded) - 1 if _accepts(model, "logits_to_keep") else 0
+    extra = {"logits_to_keep": width - start} if start else {}
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra).logits[:, :-1]
+    return logits, batch["labels"][:, start + 1:]
+
+
 def token_nlls(model, tokenizer, questions: Sequence[str], answers: Sequence[str], batch_size: int = 64,
                max_length: int = 128, device: str | torch.device = "cpu") -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per-sample answer-token NLLs and teacher-forced argmax predictions (answer positions only)."""
+    """Per-sample answer-token NLLs and teacher-forced argmax predictions (answer positions only).
+
+    Evaluation dominates the LLM stage, so (values equal to scoring each pair alone up to float round-off,
+    tests/unit/test_eval_speed.py): each distinct (question, answer) pair is scored once, its question and
+    answer tokenized once; pairs sharing a question are batched together and the question's prompt runs once
+    per batch (key/value cache); no vocabulary projection is computed on prompt positions.
+    """
     if len(questions) != len(answers):
         raise ValueError(f"{len(questions)} questions for {len(answers)} answers")
-    collator = QACollator(tokenizer, max_length)
-    nlls, preds = [], []
-    for idx in _batches(len(questions), batch_size):
-        batch = collator([{"question": questions[i], "answer": answers[i]} for i in idx])
-        batch = {k: v.to(device) for k, v in batch.items()}
-        nll, mask, logits = answer_token_nll(model, batch)
-        labels = batch["labels"][:, 1:]
-        arg = logits.argmax(-1)
-        for b in range(len(idx)):
-            m = mask[b]
-            nlls.append(nll[b][m].cpu().numpy().astype(float))
-            preds.append(np.stack([arg[b][m].cpu().numpy(), labels[b][m].cpu().numpy()]))
-    return nlls, preds
+    pairs = list(zip(questions, answers))
+    distinct = list(dict.fromkeys(pairs))
+    prompts = {q: encode_prompt(tokenizer, q) for q in dict.fromkeys(q for q, _ in distinct)}
+    answer_ids = {a: encode_answer(tokenizer, a) for a in dict.fromkeys(a for _, a in distinct)}
+    encoded = [join_qa(prompts[q], answer_ids[a], max_length, q) for q, a in distinct]
+    prompt_length = [e["labels"].count(IGNORE_INDEX) for e in encoded]
+    # the same prompt together, short prompts first, then short answers: little padding on either side
+    order = sorted(range(len(distinct)), key=lambda i: (prompt_length[i], distinct[i][0], len(encoded[i]["input_ids"])))
+    shares_prompts = _accepts(model, "past_key_values") and _accepts(model, "position_ids")
+    pad = tokenizer.pad_token_id
+    scored: list[tuple[np.ndarray, np.ndarray]] = [None] * len(distinct)  # type: ignore[list-item]
+    with torch.inference_mode():
+        for idx in _batches(len(order), batch_size):
+            rows = [order[i] for i in idx]
+            if shares_prompts:
+                logits, labels = _answer_logits_sharing_prompts(
+                    model, [encoded[i]["input_ids"][:prompt_length[i]] for i in rows],
+                    [encoded[i]["input_ids"][prompt_length[i]:] for i in rows], pad, device)
+            else:
+                logits, labels = _answer_logits_full_sequences(model, [encoded[i] for i in rows], pad, device)
+            mask = labels != IGNORE_INDEX
+            nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), labels.clamp_min(0), reduction="none")
+            arg = logits.argmax(-1)
+            for b, i in enumerate(rows):
+                m = mask[b]
+                scored[i] = (nll[b][m].cpu().numpy().astype(float),
+                             np.stack([arg[b][m].cpu().numpy(), labels[b][m].cpu().numpy()]))
+    index = {pair: i for i, pair in enumerate(distinct)}
+    return [scored[index[p]][0] for p in pairs], [scored[index[p]][1] for p in pairs]
 
 
 def mean_nll(model, tokenizer, questions, answers, **kw) -> np.ndarray:
@@ -196,7 +259,7 @@ def perturbed_mean_nll(model, tokenizer, questions: Sequence[str], perturbed: Se
     return mean_nll(model, tokenizer, flat_q, flat_a, **kw).reshape(len(questions), k)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def greedy_answers(model, tokenizer, questions: Sequence[str], max_new_tokens: int = 48, batch_size: int = 32,
                    device: str | torch.device = "cpu") -> list[str]:
     """Greedy continuations of "Question: q\\nAnswer:" (left-padded batches, stop at eos)."""
@@ -236,16 +299,28 @@ def evaluate_split(model, tokenizer, ds, correct_key: str = "paraphrased_answer"
     q = [r["question"] for r in rows]
     a = [r["answer"] for r in rows]
     kw = {"batch_size": batch_size, "max_length": max_length, "device": device}
-    toks, preds = token_nlls(model, tokenizer, q, a, **kw)
+    perturbed = [r["perturbed_answer"] for r in rows] if rows[0].get("perturbed_answer") else None
+    if perturbed is not None and len({len(p) for p in perturbed}) != 1:
+        raise ValueError(f"rows have different numbers of perturbed answers {sorted({len(p) for p in perturbed})}; "
+                         "truth ratios need a fixed K")
+    correct_answers = [r[correct_key] for r in rows] if perturbed is not None and correct_key != "answer" else []
+    wrong_q = [qi for qi, ps in zip(q, perturbed) for _ in ps] if perturbed is not None else []
+    wrong_a = [w for ps in perturbed for w in ps] if perturbed is not None else []
+    # one scoring call for every pair of the split: fuller, length-sorted batches
+    all_toks, all_preds = token_nlls(model, tokenizer, q + q[:len(correct_answers)] + wrong_q,
+                                     a + correct_answers + wrong_a, **kw)
+    n = len(rows)
+    toks, preds = all_toks[:n], all_preds[:n]
     out: dict[str, np.ndarray] = {
         "nll": np.array([t.mean() for t in toks]),
         "es": np.array([extraction_strength(p[0], p[1]) for p in preds]),
         "mink": np.array([min_k_score(t, min_k) for t in toks]),
     }
     out["prob"] = probability(out["nll"])
-    if rows[0].get("perturbed_answer"):
-        correct = out["nll"] if correct_key == "answer" else mean_nll(model, tokenizer, q, [r[correct_key] for r in rows], **kw)
-        wrong = perturbed_mean_nll(model, tokenizer, q, [r["perturbed_answer"] for r in rows], **kw)
+    if perturbed is not None:
+        means = np.array([t.mean() for t in all_toks[n:]])
+        correct = means[:n] if correct_answers else out["nll"]
+        wrong = means[len(correct_answers):].reshape(n, len(perturbed[0]))
         out.update(correct_nll=correct, wrong_nll=wrong, tr=truth_ratio(correct, wrong),
                    prob_norm=normalized_probability(out["nll"], wrong))
     if rouge:

