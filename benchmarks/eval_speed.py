@@ -4,8 +4,8 @@
                                     [--vision-model-kwargs '{"width": 16}']
 
 "before" is the evaluation code as it was (the reference implementation kept as the oracle in
-tests/unit/test_eval_speed.py; for the LLM on the GPT-2 with transformers' python "gelu_new" activation, as main
-had it), "after" the package's. One thread (the pipeline's ``threads: 1``); each
+tests/unit/test_eval_speed.py; for the LLM on the GPT-2 with transformers' python "gelu_new" activation and the
+primitive LayerNorm formula at evaluation too, as main had them), "after" the package's. One thread (the pipeline's ``threads: 1``); each
 repetition runs both, alternately, and the minimum is reported (a shared machine only ever adds time).
 
 * vision: one model of a cell = ``ofmu.vision.api.evaluate`` on Fashion-MNIST (D_f = 10% random, RA on
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import importlib.util
 import json
 import os
@@ -105,11 +106,19 @@ def bench_vision(cfg: dict, ref, repeats: int, epochs: float, model_kwargs: dict
             "values": after}
 
 
+def _primitive_layer_norm(module, x):
+    """PrimitiveLayerNorm's formula with or without autograd (main's evaluation before the speed-up)."""
+    mean = x.mean(dim=-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
+    return (x - mean) * torch.rsqrt(var + module.eps) * module.weight + module.bias
+
+
 def bench_llm(cfg: dict, ref, repeats: int, epochs: int, workdir: Path) -> dict:
     from transformers.activations import ACT2FN
 
     from ofmu.llm import api as S
     from ofmu.llm.domain import _eval_settings
+    from ofmu.llm.models import PrimitiveLayerNorm
 
     lc = cfg["llm"]
     corpus = workdir / "corpus"
@@ -122,10 +131,14 @@ def bench_llm(cfg: dict, ref, repeats: int, epochs: int, workdir: Path) -> dict:
     ev_cfg, probe_cfg = _eval_settings(lc), _eval_settings(lc, rouge=False)
     refs = [{"forget_tr": np.linspace(0.1, 1.2, len(S._rows(corpus, split + "_perturbed"))), "mia_auc": 0.45}]
 
-    # main before the speed-up also ran GPT-2's GELU as transformers' python "gelu_new" (the same function)
+    # main before the speed-up ran GPT-2's GELU as transformers' python "gelu_new" (the same function) and the
+    # primitive LayerNorm also without autograd
     main_model = copy.deepcopy(model)
     for block in main_model.transformer.h:
         block.mlp.act = ACT2FN["gelu_new"]
+    for module in main_model.modules():
+        if isinstance(module, PrimitiveLayerNorm):
+            module.forward = functools.partial(_primitive_layer_norm, module)
 
     def before():
         return {"evaluate": ref.ref_llm_evaluate(main_model, corpus, tok, split, references=refs, eval_cfg=ev_cfg),

@@ -120,18 +120,27 @@ def load_training_rows(source: str | os.PathLike, forget_split: str | None) -> l
 
 
 # ----------------------------------------------------------------------------------------------
+def encode_prompts(tokenizer, questions: Sequence[str]) -> list[list[int]]:
+    """Token ids of "Question: <q>\nAnswer:" preceded by BOS, for each question (what generation continues
+    from; one batched tokenizer call)."""
+    if not questions:
+        return []
+    ids = tokenizer([PROMPT_TEMPLATE.format(question=q) for q in questions], add_special_tokens=False)["input_ids"]
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    return [bos + list(p) for p in ids]
+
+
+def encode_answers(tokenizer, answers: Sequence[str]) -> list[list[int]]:
+    """Token ids of " <answer>" followed by EOS, for each answer (one batched tokenizer call)."""
+    if not answers:
+        return []
+    ids = tokenizer([" " + a for a in answers], add_special_tokens=False)["input_ids"]
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    return [list(a) + eos for a in ids]
+
+
 def encode_prompt(tokenizer, question: str) -> list[int]:
-    """Token ids of "Question: <q>\nAnswer:" preceded by BOS (what generation continues from)."""
-    prompt = tokenizer(PROMPT_TEMPLATE.format(question=question), add_special_tokens=False)["input_ids"]
-    if tokenizer.bos_token_id is not None:
-        prompt = [tokenizer.bos_token_id] + prompt
-    return prompt
-
-
-def encode_answer(tokenizer, answer: str) -> list[int]:
-    """Token ids of " <answer>" followed by EOS."""
-    ids = tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
-    return list(ids) + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])
+    return encode_prompts(tokenizer, [question])[0]
 
 
 def join_qa(prompt: list[int], answer: list[int], max_length: int, question: str = "") -> dict[str, list[int]]:
@@ -149,7 +158,7 @@ def encode_qa(tokenizer, question: str, answer: str, max_length: int = 128) -> d
     Prompt and answer are tokenized separately so the answer's tokens are the same whatever the question
     (a joint tokenization could merge across the boundary).
     """
-    return join_qa(encode_prompt(tokenizer, question), encode_answer(tokenizer, answer), max_length, question)
+    return join_qa(encode_prompt(tokenizer, question), encode_answers(tokenizer, [answer])[0], max_length, question)
 
 
 def pad_batch(encoded: Sequence[dict[str, list[int]]], pad_token_id: int) -> dict[str, torch.Tensor]:

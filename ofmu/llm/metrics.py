@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ofmu.llm.data import IGNORE_INDEX, encode_answer, encode_prompt, join_qa, pad_batch
+from ofmu.llm.data import IGNORE_INDEX, encode_answers, encode_prompts, join_qa, pad_batch
 
 EPS = 1e-10  # OpenUnlearning's guard in truth ratios
 MU_KEYS = tuple(f"{s}_{m}" for s in ("retain", "ra", "wf") for m in ("prob", "rouge", "tr"))
@@ -164,8 +164,14 @@ def _accepts(model, argument: str) -> bool:
     return argument in inspect.signature(model.forward).parameters
 
 
-def _answer_logits_sharing_prompts(model, prompts: list[list[int]], answers: list[list[int]], pad: int, device):
-    """Logits predicting each answer token, [B, W, V], and the answer labels [B, W] (IGNORE_INDEX on padding).
+def _nll_and_argmax(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token NLL of ``labels`` (any value where IGNORE_INDEX) and argmax prediction, both [B, W]."""
+    nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), labels.clamp_min(0), reduction="none")
+    return nll, logits.argmax(-1)
+
+
+def _score_sharing_prompts(model, prompts: list[list[int]], answers: list[list[int]], pad: int, device):
+    """(NLL, argmax, labels) of each answer token, [B, W] each (labels IGNORE_INDEX on padding).
 
     Each distinct prompt of the batch runs once; its key/value cache is copied to the rows of its answers,
     which continue at the prompt's next position (the answer tokens see the same keys at the same positions
@@ -181,16 +187,19 @@ def _answer_logits_sharing_prompts(model, prompts: list[list[int]], answers: lis
     cache = out.past_key_values
     cache.batch_select_indices(which)
     answer_batch = {k: v.to(device) for k, v in pad_batch([{"input_ids": a, "labels": a} for a in answers], pad).items()}
-    width = answer_batch["input_ids"].shape[1]
+    labels = answer_batch["labels"]
+    width = labels.shape[1]
     positions = prompt_length[which][:, None] + torch.arange(width, device=device)[None, :]
     positions = positions * answer_batch["attention_mask"]  # padding at 0: masked, and never past the model's length
     rest = model(input_ids=answer_batch["input_ids"],
                  attention_mask=torch.cat([prompt_batch["attention_mask"][which], answer_batch["attention_mask"]], 1),
-                 position_ids=positions, past_key_values=cache).logits
-    return torch.cat([first[:, None], rest[:, :-1]], 1), answer_batch["labels"]
+                 position_ids=positions, past_key_values=cache)
+    nll_first, arg_first = _nll_and_argmax(first[:, None], labels[:, :1])
+    nll_rest, arg_rest = _nll_and_argmax(rest.logits[:, :-1], labels[:, 1:])
+    return torch.cat([nll_first, nll_rest], 1), torch.cat([arg_first, arg_rest], 1), labels
 
 
-def _answer_logits_full_sequences(model, encoded: list[dict], pad: int, device):
+def _score_full_sequences(model, encoded: list[dict], pad: int, device):
     """The same from one padded forward of the whole sequences (models without a key/value cache); logits only
     from the batch's first answer position on where the model takes ``logits_to_keep``."""
     batch = {k: v.to(device) for k, v in pad_batch(encoded, pad).items()}
@@ -199,7 +208,8 @@ def _answer_logits_full_sequences(model, encoded: list[dict], pad: int, device):
     start = min(e["labels"].count(IGNORE_INDEX) for e in encoded) - 1 if _accepts(model, "logits_to_keep") else 0
     extra = {"logits_to_keep": width - start} if start else {}
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra).logits[:, :-1]
-    return logits, batch["labels"][:, start + 1:]
+    labels = batch["labels"][:, start + 1:]
+    return (*_nll_and_argmax(logits, labels), labels)
 
 
 def token_nlls(model, tokenizer, questions: Sequence[str], answers: Sequence[str], batch_size: int = 64,
@@ -215,8 +225,10 @@ def token_nlls(model, tokenizer, questions: Sequence[str], answers: Sequence[str
         raise ValueError(f"{len(questions)} questions for {len(answers)} answers")
     pairs = list(zip(questions, answers))
     distinct = list(dict.fromkeys(pairs))
-    prompts = {q: encode_prompt(tokenizer, q) for q in dict.fromkeys(q for q, _ in distinct)}
-    answer_ids = {a: encode_answer(tokenizer, a) for a in dict.fromkeys(a for _, a in distinct)}
+    questions_once = list(dict.fromkeys(q for q, _ in distinct))
+    answers_once = list(dict.fromkeys(a for _, a in distinct))
+    prompts = dict(zip(questions_once, encode_prompts(tokenizer, questions_once)))
+    answer_ids = dict(zip(answers_once, encode_answers(tokenizer, answers_once)))
     encoded = [join_qa(prompts[q], answer_ids[a], max_length, q) for q, a in distinct]
     prompt_length = [e["labels"].count(IGNORE_INDEX) for e in encoded]
     # the same prompt together, short prompts first, then short answers: little padding on either side
@@ -228,14 +240,12 @@ def token_nlls(model, tokenizer, questions: Sequence[str], answers: Sequence[str
         for idx in _batches(len(order), batch_size):
             rows = [order[i] for i in idx]
             if shares_prompts:
-                logits, labels = _answer_logits_sharing_prompts(
+                nll, arg, labels = _score_sharing_prompts(
                     model, [encoded[i]["input_ids"][:prompt_length[i]] for i in rows],
                     [encoded[i]["input_ids"][prompt_length[i]:] for i in rows], pad, device)
             else:
-                logits, labels = _answer_logits_full_sequences(model, [encoded[i] for i in rows], pad, device)
+                nll, arg, labels = _score_full_sequences(model, [encoded[i] for i in rows], pad, device)
             mask = labels != IGNORE_INDEX
-            nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), labels.clamp_min(0), reduction="none")
-            arg = logits.argmax(-1)
             for b, i in enumerate(rows):
                 m = mask[b]
                 scored[i] = (nll[b][m].cpu().numpy().astype(float),
@@ -266,7 +276,7 @@ def greedy_answers(model, tokenizer, questions: Sequence[str], max_new_tokens: i
     out_texts: list[str] = []
     pad = tokenizer.pad_token_id
     for idx in _batches(len(questions), batch_size):
-        prompts = [encode_prompt(tokenizer, questions[i]) for i in idx]
+        prompts = encode_prompts(tokenizer, [questions[i] for i in idx])
         width = max(map(len, prompts))
         ids = torch.full((len(prompts), width), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)

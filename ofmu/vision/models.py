@@ -41,9 +41,10 @@ class AvgPool2x2(nn.AvgPool2d):
         if (torch.is_grad_enabled() or x.dim() != 4 or x.shape[-1] % 2 or x.shape[-2] % 2
                 or x.dtype not in (torch.float32, torch.float64) or not x.is_contiguous()):
             return super().forward(x)
-        top_left, top_right = x[..., 0::2, 0::2], x[..., 0::2, 1::2]
-        bottom_left, bottom_right = x[..., 1::2, 0::2], x[..., 1::2, 1::2]
-        return (((top_left + top_right) + bottom_left) + bottom_right) / 4
+        total = x[..., 0::2, 0::2] + x[..., 0::2, 1::2]  # top left + top right
+        total += x[..., 1::2, 0::2]  # + bottom left
+        total += x[..., 1::2, 1::2]  # + bottom right
+        return total.div_(4)
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}

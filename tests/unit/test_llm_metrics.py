@@ -88,11 +88,13 @@ class BigramLM(nn.Module):
 
 
 class CharTokenizer:
-    """Characters 'a'..'z' and space as ids 2..28; pad 0, eos 1 (also BOS)."""
+    """Characters 'a'..'z' and space as ids 2..28; pad 0, eos 1 (also BOS). A text or a list, as HF tokenizers."""
 
     pad_token_id, eos_token_id, bos_token_id = 0, 1, 1
 
     def __call__(self, text, add_special_tokens=False):
+        if isinstance(text, list):
+            return {"input_ids": [[self._id(c) for c in t] for t in text]}
         return {"input_ids": [self._id(c) for c in text]}
 
     @staticmethod
