@@ -15,14 +15,15 @@ default tier's own models (fig11, tab7); ``benchmarks/ofmu_fidelity.py`` runs th
 from __future__ import annotations
 
 import copy
+import warnings
 from functools import partial
 from typing import Any
 
 import pandas as pd
 import torch
 
-from ofmu.core.ofmu import (OFMUConfig, difference_step, grad_phi, grad_phi_first_order, ofmu_iteration,
-                            penalty_grad, penalty_grad_first_order, rho_schedule)
+from ofmu.core.ofmu import (NonFiniteError, OFMUConfig, difference_step, grad_phi, grad_phi_first_order,
+                            ofmu_iteration, penalty_grad, penalty_grad_first_order, rho_schedule)
 
 STEPS_FLOAT64 = [10.0**-k for k in range(1, 12)]
 STEPS_FLOAT32 = [1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5]
@@ -90,7 +91,8 @@ def v_curves() -> list[dict[str, Any]]:
 def along_run(model: torch.nn.Module, forget, retain, task, settings: dict, iterations: int, problem: str,
               steps=STEPS_FLOAT32) -> list[dict[str, Any]]:
     """OFMU from a copy of ``model`` for ``iterations`` outer iterations with ``settings`` (the exact
-    variant drives the run, so every variant is compared at the same points)."""
+    variant drives the run, so every variant is compared at the same points). A run that diverges stops
+    there, with a warning: the rows cover the iterations before (the summary's ``n`` counts them)."""
     cfg = OFMUConfig.from_dict({**settings, "derivatives": "exact"})
     model = copy.deepcopy(model).train()
     params = list(model.parameters())
@@ -130,7 +132,11 @@ def along_run(model: torch.nn.Module, forget, retain, task, settings: dict, iter
         return probe
 
     for k in range(iterations):
-        ofmu_iteration(params, make_objectives, cfg, rho_schedule(cfg, k), k, probe=probe_at(k))
+        try:
+            ofmu_iteration(params, make_objectives, cfg, rho_schedule(cfg, k), k, probe=probe_at(k))
+        except NonFiniteError as exc:  # the run itself diverged: the comparison covers the iterations before
+            warnings.warn(f"{problem}: {exc}; fidelity measured on outer iterations 0..{k - 1} only")
+            return [r for r in rows if r["iteration"] < k]
     return rows
 
 

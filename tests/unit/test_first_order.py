@@ -4,6 +4,8 @@ derivatives (fused LayerNorm, SDPA attention, an op without double backward), an
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -159,3 +161,26 @@ def test_a_non_finite_difference_stops_the_run_with_the_divergence_message():
     cfg = OFMUConfig(beta=0.0, inner_steps=0, derivatives="first_order", fd_step=1.0)
     with pytest.raises(NonFiniteError, match="diverged"):
         ofmu_iteration([p], lambda: (lambda q: forget(q[0]), lambda q: retain(q[0])), cfg, rho=1.0)
+
+
+def test_fidelity_along_a_diverging_run_keeps_the_iterations_before_and_warns():
+    """An OFMU run that blows up mid-way (ascent on an unbounded forget loss) ends the comparison there."""
+    from ofmu.unlearning.fidelity import along_run
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1).double()
+    x = torch.randn(8, 3, dtype=torch.float64)
+
+    class Task:
+        def loss(self, m, batch):
+            return (m(batch) ** 2).mean()
+
+    settings = {"beta": 0.0, "inner_steps": 1, "inner_lr": 1e30, "outer_lr": 1e-3, "rho0": 1.0}
+    with pytest.warns(UserWarning, match=r"diverged.*outer iterations 0\.\.\d+ only") as caught:
+        rows = along_run(model, [x], [x], Task(), settings, iterations=12, problem="tiny", steps=[1e-4])
+    stopped = int(str(caught[0].message).split("at outer iteration ")[1].split(";")[0])
+    assert 0 < stopped < 12 and {r["iteration"] for r in rows} == set(range(stopped))
+    assert all(np.isfinite(r["rel_error"]) for r in rows)
+    finite = along_run(model, [x], [x], Task(), {**settings, "inner_lr": 1e-3}, iterations=3, problem="tiny",
+                       steps=[1e-4])
+    assert {r["iteration"] for r in finite} == {0, 1, 2}
