@@ -258,12 +258,17 @@ def mean_nll(model, tokenizer, questions, answers, **kw) -> np.ndarray:
     return np.array([t.mean() for t in token_nlls(model, tokenizer, questions, answers, **kw)[0]])
 
 
-def perturbed_mean_nll(model, tokenizer, questions: Sequence[str], perturbed: Sequence[Sequence[str]], **kw) -> np.ndarray:
-    """Mean NLL of each perturbed answer, [N, K] (rows with fewer options are an error: K must be fixed)."""
+def _fixed_k(perturbed: Sequence[Sequence[str]]) -> int:
+    """The number K of perturbed answers per row (the same for every row, or an error)."""
     ks = {len(p) for p in perturbed}
     if len(ks) != 1:
         raise ValueError(f"rows have different numbers of perturbed answers {sorted(ks)}; truth ratios need a fixed K")
-    k = ks.pop()
+    return ks.pop()
+
+
+def perturbed_mean_nll(model, tokenizer, questions: Sequence[str], perturbed: Sequence[Sequence[str]], **kw) -> np.ndarray:
+    """Mean NLL of each perturbed answer, [N, K] (rows with fewer options are an error: K must be fixed)."""
+    k = _fixed_k(perturbed)
     flat_q = [q for q, ps in zip(questions, perturbed) for _ in ps]
     flat_a = [a for ps in perturbed for a in ps]
     return mean_nll(model, tokenizer, flat_q, flat_a, **kw).reshape(len(questions), k)
@@ -310,9 +315,8 @@ def evaluate_split(model, tokenizer, ds, correct_key: str = "paraphrased_answer"
     a = [r["answer"] for r in rows]
     kw = {"batch_size": batch_size, "max_length": max_length, "device": device}
     perturbed = [r["perturbed_answer"] for r in rows] if rows[0].get("perturbed_answer") else None
-    if perturbed is not None and len({len(p) for p in perturbed}) != 1:
-        raise ValueError(f"rows have different numbers of perturbed answers {sorted({len(p) for p in perturbed})}; "
-                         "truth ratios need a fixed K")
+    if perturbed is not None:
+        _fixed_k(perturbed)
     correct_answers = [r[correct_key] for r in rows] if perturbed is not None and correct_key != "answer" else []
     wrong_q = [qi for qi, ps in zip(q, perturbed) for _ in ps] if perturbed is not None else []
     wrong_a = [w for ps in perturbed for w in ps] if perturbed is not None else []
