@@ -1,6 +1,7 @@
 # OFMU reproducible paper artifact. `snakemake --cores all` runs the default (CPU, offline) tier:
 # theory checks, then the unlearning stages enabled in config["stages"], then every figure and table.
-# Tiers: --configfile config/smoke.yaml (tests, seconds) | config/config.yaml (default) | config/paper.yaml (GPU).
+# Tiers: --configfile config/smoke.yaml (tests, seconds) | config/config.yaml (default, <= 30 min on 2 cores) |
+# config/extended.yaml (what does not fit the default: more cells, methods, fidelity, Figure 1) | config/paper.yaml (GPU).
 import os
 
 os.environ.update(HF_HUB_OFFLINE="1")  # forced, not defaulted: no hub on these machines: fail fast instead of a 50 s timeout
@@ -19,7 +20,9 @@ wildcard_constraints:
     dataset="[a-z0-9_]+",
     split=r"forget\d+",
     method="[^/]+",
-    setting="[^/]+",
+    stage="vision|llm",
+    cell=r"[a-z0-9_]+/(random|class)|forget\d+",
+    label=r"(?!reference\b)[^/.]+",  # a method or variant; never the reference rows' folder
 
 
 include: "workflow/rules/common.smk"
@@ -35,6 +38,11 @@ if "vision" in config["stages"]:
 if "llm" in config["stages"]:
 
     include: "workflow/rules/llm.smk"
+
+
+if UNLEARNING_STAGES:
+
+    include: "workflow/rules/comparison.smk"
 
 
 if fidelity_runs():

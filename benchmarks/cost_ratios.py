@@ -1,6 +1,7 @@
 """OFMU vs GradDiff cost at equal passes over the forget set, from the pipeline's own runs.
 
-Each method runs in its own job (process) on the same model, data and seed: one warm-up pass before the
+Each method runs in its own job (process) at its selected setting on the same model, data and seed (the rows
+at the end of the budget): one warm-up pass before the
 timer, wall seconds and peak resident memory of the unlearning run alone (``ofmu.unlearning.cells``).
 Also: LLM cost from the smallest to the largest forget split.
 
@@ -43,10 +44,10 @@ def main() -> None:
             continue
         llm = runs if stage == "llm" else llm
         rows.append(_summary(cost_ratios(runs, cell_keys), label))
-        for setting in sorted(set(runs.loc[(runs["method"] == "OFMU") & (runs["setting"] != "default"), "setting"])):
-            rows.append(_summary(cost_ratios(runs, cell_keys, setting=setting), f"{label}, {setting}"))
+        for variant in sorted(set(runs.loc[(runs["method"] == "OFMU") & (runs["label"] != "OFMU"), "label"])):
+            rows.append(_summary(cost_ratios(runs, cell_keys, method=variant), f"{label}, {variant}"))
     if len(llm):
-        ok = llm[(llm["status"] == "ok") & (llm["setting"] == "default")]
+        ok = llm[(llm["status"] == "ok") & (llm["checkpoint"] == llm["checkpoint"].max())]
         growth = ok[ok["method"].isin(["GradDiff", "OFMU"])].groupby(["method", "split"])["wall_seconds"].mean()
         print("LLM wall seconds per unlearning run by split (mean over seeds):")
         print(growth.unstack().round(2).to_markdown())

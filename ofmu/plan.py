@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ofmu.unlearning.settings import SettingsError, method_settings
+from ofmu.unlearning.settings import SettingsError, method_settings, sweep_points
 
 RESERVED_SETTINGS = ("default", "reference")
 REFERENCE_LABELS = ("Original", "Retrain", "Finetuned", "Retain")  # rows every cell has; never a run's label
@@ -36,13 +36,26 @@ def pick(stage: dict, *keys: str) -> dict:
     return canonical({k: stage.get(k) for k in keys})
 
 
-def stage_runs(domain: str, stage: dict) -> dict[tuple[str, str], dict]:
-    """{(method, setting id): complete settings} for every method and variant of a stage (variants by name,
-    so reordering a config's keys never reorders runs)."""
-    runs = {(m, "default"): method_settings(m, domain) for m in stage["methods"]}
-    for name, variant in sorted((stage.get("variants") or {}).items()):
-        runs[(variant["method"], name)] = method_settings(variant["method"], domain, variant.get("hparams"))
-    return {key: canonical(value) for key, value in runs.items()}
+def stage_sweeps(domain: str, stage: dict) -> dict[str, dict]:
+    """{label: {"method": name, "points": {setting id: complete settings}}} for every method (label = its
+    name) and variant (label = the variant's name: the method's grid with the variant's settings fixed) of a
+    stage; the points are the method's sweep grid (``config/methods/<Method>.yaml``, ``sweep``)."""
+    labels = {m: (m, None) for m in stage["methods"]}
+    labels.update({name: (v["method"], v.get("hparams")) for name, v in sorted((stage.get("variants") or {}).items())})
+    limit = stage.get("grid_limit")
+    # each point's settings in canonical key order; the points in the file's grid order (ties in the selection
+    # fall back to it)
+    return {label: {"method": method, "points": {setting: canonical(values) for setting, values in
+                                                  sweep_points(method, domain, overrides, limit=limit).items()}}
+            for label, (method, overrides) in labels.items()}
+
+
+# What the selection rule may name, per domain (the columns every run row has)
+SELECTION_METRICS = {
+    "vision": ("UA", "RA", "TA", "MIA-Efficacy", "Avg.Gap"),
+    "llm": ("forget_quality", "model_utility", "forget_truth_ratio", "forget_prob", "forget_es", "forget_rouge",
+            "retain_prob", "retain_rouge", "retain_tr", "mia_auc", "privleak"),
+}
 
 
 def _message(err: Exception) -> str:
@@ -50,11 +63,15 @@ def _message(err: Exception) -> str:
 
 
 def _run_errors(where: str, method: str, domain: str, overrides: dict | None = None) -> list[str]:
-    """Keys and values of one run's settings: the method's class checks the values (ranges, choices)."""
+    """Keys and values of every grid point of a run: the method's class checks the values (ranges, choices)."""
     from ofmu.unlearning.settings import method_class
 
     try:
-        method_class(method)(**method_settings(method, domain, overrides))
+        for setting, values in sweep_points(method, domain, overrides).items():
+            try:
+                method_class(method)(**values)
+            except (KeyError, ValueError, TypeError) as err:
+                return [f"{where} (grid point {setting}): {_message(err)}"]
     except (SettingsError, KeyError, ValueError, TypeError) as err:
         return [f"{where}: {_message(err)}"]
     return []
@@ -66,13 +83,50 @@ def _settings_errors(domain: str, stage: dict) -> list[str]:
         if method == "Retrain":
             errors.append(f"{domain}.methods: Retrain is the reference every cell has; remove it from the list")
             continue
-        errors += _run_errors(f"{domain}.methods", method, domain)
+        errors += _run_errors(f"{domain}.methods.{method}", method, domain)
     for name, variant in (stage.get("variants") or {}).items():
         if name in (*RESERVED_SETTINGS, *REFERENCE_LABELS) or name in stage.get("methods", []):
             errors.append(f"{domain}.variants.{name}: the name is taken (a method, a reference row or one of "
                           f"{RESERVED_SETTINGS}); rename the variant")
         errors += _run_errors(f"{domain}.variants.{name}", variant["method"], domain, variant.get("hparams"))
+    return errors + _protocol_errors(domain, stage)
+
+
+def _protocol_errors(domain: str, stage: dict) -> list[str]:
+    """Selection seed, selection rule, sensitivity: what makes the comparison's reported numbers fresh."""
+    from ofmu.unlearning.fronts import SelectionRule
+
+    errors = []
+    if stage.get("selection_seed") in stage.get("seeds", []):
+        errors.append(f"{domain}.selection_seed: {stage['selection_seed']} is also a reported seed ({domain}.seeds "
+                      f"{stage['seeds']}); the reported seeds must never enter the selection: pick another seed")
+    try:
+        SelectionRule.from_dict(stage.get("selection") or {}).check_metrics(SELECTION_METRICS[domain],
+                                                                            f"{domain}.selection")
+    except (TypeError, ValueError) as err:
+        errors.append(f"{domain}.selection: {err}")
+    if 1.0 not in (stage.get("checkpoints") or [1.0]):
+        errors.append(f"{domain}.checkpoints: {stage['checkpoints']} must include 1.0, the end of the budget every "
+                      f"method is given (the cost tables and the budget's fairness are read there)")
+    sens = stage.get("sensitivity")
+    if sens:
+        cells = stage_cells(domain, stage)
+        if canonical(sens["cell"]) not in cells:
+            errors.append(f"{domain}.sensitivity.cell: {sens['cell']} is not a configured cell; valid: {cells}")
+        extra = sorted(set(sens["seeds"]) - set(stage.get("seeds", [])))
+        if extra:
+            errors.append(f"{domain}.sensitivity.seeds: {extra} are not reported seeds ({domain}.seeds)")
+        if "OFMU" not in stage.get("methods", []):
+            errors.append(f"{domain}.sensitivity: OFMU's sensitivity runs around its selected setting; add OFMU to "
+                          f"{domain}.methods or drop the sensitivity key")
     return errors
+
+
+def stage_cells(domain: str, stage: dict) -> list[dict]:
+    """The cells of a stage: vision {dataset, scenario}; LLM {split}."""
+    if domain == "vision":
+        return [{"dataset": d, "scenario": sc} for sc, datasets in stage["datasets"].items() for d in datasets]
+    return [{"split": split} for split in stage["splits"]]
 
 
 def _theory_errors(theory: dict, claims_file) -> list[str]:
@@ -104,8 +158,38 @@ def _llm_errors(llm: dict) -> list[str]:
         if split is not None and split not in available:
             errors.append(f"llm split {split!r} is not in the corpus (llm.corpus.forget_percents gives {available}); "
                           f"add its percentage to llm.corpus.forget_percents or drop the split")
-    for method in llm.get("sample_costs", {}).get("methods", []):
+    for method in (llm.get("sample_costs") or {}).get("methods", []):
         errors += _run_errors("llm.sample_costs.methods", method, "llm")
+    return errors + _step_errors(llm, corpus) if not errors else errors
+
+
+def _step_errors(llm: dict, corpus) -> list[str]:
+    """Every method takes >= min_steps optimizer steps and OFMU >= min_outer_iterations outer iterations
+    (T + 1 forget batches each) on every split, at every grid point: counted from the corpus and the budget."""
+    import math
+
+    from ofmu.llm.corpus import generate_corpus
+
+    signal = llm.get("signal") or {}
+    min_steps, min_outer = signal.get("min_steps", 0), signal.get("min_outer_iterations", 0)
+    if not (min_steps or min_outer):
+        return []
+    rows = generate_corpus(corpus)
+    budget = llm["unlearn"]
+    errors = []
+    for split in llm.get("splits", []):
+        batches = round(budget["epochs"] * math.ceil(len(rows[split]) / budget["batch_size"]))
+        if batches < min_steps:
+            errors.append(f"llm {split}: {batches} optimizer steps per method (llm.unlearn: {budget['epochs']} epochs x "
+                          f"{math.ceil(len(rows[split]) / budget['batch_size'])} batches) < signal.min_steps {min_steps}; "
+                          f"raise llm.unlearn.epochs or lower llm.unlearn.batch_size")
+        if "OFMU" in llm.get("methods", []):
+            inner = {values["inner_steps"] for values in sweep_points("OFMU", "llm").values()}
+            outer = batches // (max(inner) + 1)
+            if outer < min_outer:
+                errors.append(f"llm {split}: OFMU takes {outer} outer iterations (T = {max(inner)}: {max(inner) + 1} "
+                              f"forget batches each, {batches} in the budget) < signal.min_outer_iterations {min_outer}; "
+                              f"raise llm.unlearn.epochs")
     return errors
 
 

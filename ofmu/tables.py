@@ -75,7 +75,9 @@ def summary_table(frame: pd.DataFrame, index: Sequence[str], columns: Sequence[C
     """One row per value of ``index`` (its last key is the row label, in ``order``), each column the mean ±
     std over the ok rows (seeds); with ``spread``, one group of columns per value of that key, titled
     "<value> <title>". Every group counts its seeds; runs that did not finish ("diverged") are counted,
-    never averaged: "2 (+1 diverged)", and a group with no finished run says "diverged (3/3)"."""
+    never averaged: "2 (+1 diverged)", and a group with no finished run says "diverged (3/3)". Rows with a
+    true ``collapsed`` column (utility collapsed, ``ofmu.unlearning.comparison``) are averaged but counted:
+    "3 (1 collapsed)"."""
     *outer, label_key = index
     frame = frame.assign(status=frame["status"] if "status" in frame else "ok")
     spreads = [None] if spread is None else list(spread_order or sorted(frame[spread].unique()))
@@ -94,7 +96,9 @@ def summary_table(frame: pd.DataFrame, index: Sequence[str], columns: Sequence[C
                     row[prefix + col.title] = col.fmt(ok[col.source]) if col.source in ok else "-"
                 if len(part) and ok.empty:
                     row[prefix + columns[0].title] = f"diverged ({failed}/{len(part)})"
-                row[prefix + "seeds"] = f"{ok['seed'].nunique()}" + (f" (+{failed} diverged)" if failed else "")
+                n_collapsed = int(ok["collapsed"].fillna(False).astype(bool).sum()) if "collapsed" in ok else 0
+                row[prefix + "seeds"] = (f"{ok['seed'].nunique()}" + (f" ({n_collapsed} collapsed)" if n_collapsed else "")
+                                         + (f" (+{failed} diverged)" if failed else ""))
             rows.append(row)
     return pd.DataFrame(rows)
 

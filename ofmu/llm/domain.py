@@ -91,10 +91,14 @@ class LLMDomain(Domain):
     def loaders(self, seed, batch_size):
         return S.make_loaders(self.corpus_dir, self.tokenizer, self.split, batch_size, seed)
 
-    def evaluate(self, model, fq_references=None):
+    def evaluate(self, model, fq_references=None, detail=True):
+        """TOFU metrics; with ``detail``, the per-sample values and the hard probes too (the probes cost
+        about as much as the rest: a sweep's checkpoints skip them)."""
         refs = self.refs if fq_references is None else fq_references
         ev = S.evaluate(model, self.corpus_dir, self.tokenizer, self.split, references=refs,
                         eval_cfg=_eval_settings(self.cfg), device=self.device)
+        if not detail:
+            return Evaluation(ev["summary"])
         forget = ev["per_sample"]["forget"]
         samples = [{"row": i, "truth_ratio": float(forget["tr"][i]), "prob": float(forget["prob"][i])}
                    for i in range(len(forget["tr"]))]

@@ -6,8 +6,13 @@ reference models and the names of its cell and metric columns. Everything else e
 the start model, warming up, timing, catching divergence, the diagnostics of every step, and the columns
 every row carries in both domains:
 
-    domain, <cell keys>, seed, method, setting, label, status, wall_seconds, peak_memory_mib,
+    domain, <cell keys>, seed, method, setting, label, checkpoint, status, wall_seconds, peak_memory_mib,
     forget_passes, steps, hparams, code_version, (config_hash: in the written file), <metric columns>
+
+``checkpoint`` is the fraction of the budget (passes over D_f) the row's model had used: a run is
+evaluated at several checkpoints (e.g. 0.25, 0.5, 1.0), one row each, so that one run gives a piece of a
+trade-off curve; its wall_seconds, steps and forget_passes are those up to the checkpoint. Reference rows
+have none.
 
 ``status`` is "ok" or "diverged" (a diverged run keeps its row, with no metrics, so tables count it
 instead of averaging NaNs). ``label`` is what tables and figures show: the method's name for its default
@@ -39,8 +44,8 @@ from ofmu.seeds import derive_seed
 from ofmu.unlearning.loop import Task, UnlearnResult, run_unlearning
 from ofmu.unlearning.settings import method_class
 
-CORE_COLUMNS = ("domain", "seed", "method", "setting", "label", "status", "wall_seconds", "peak_memory_mib",
-                "forget_passes", "steps", "hparams", "code_version")
+CORE_COLUMNS = ("domain", "seed", "method", "setting", "label", "checkpoint", "status", "wall_seconds",
+                "peak_memory_mib", "forget_passes", "steps", "hparams", "code_version")
 DEFAULT_SETTING = "default"
 
 
@@ -121,15 +126,16 @@ def _row(domain: Domain, **values: Any) -> dict[str, Any]:
     return {"domain": domain.name, **domain.cell(), **values, "code_version": code_version()}
 
 
-def _key_columns(domain: Domain) -> list[str]:
-    """The columns that name a row: every per-item table carries them too."""
-    return ["domain", *domain.cell_keys, "seed", "method", "setting", "label"]
+def _key_columns(domain: Domain, checkpoint: bool = True) -> list[str]:
+    """The columns that name a row: every per-item table carries them too (diagnostics, which cover the
+    whole run, all but the checkpoint)."""
+    return ["domain", *domain.cell_keys, "seed", "method", "setting", "label", *(["checkpoint"] if checkpoint else [])]
 
 
 def _evaluated(domain: Domain, model: nn.Module, row: dict, tables: dict[str, list[dict]],
                options: dict | None = None) -> dict:
     ev = domain.evaluate(model, **(options or {}))
-    keys = {k: row[k] for k in _key_columns(domain)}
+    keys = {k: row.get(k) for k in _key_columns(domain)}
     for name in domain.tables:
         tables.setdefault(name, []).extend({**keys, **item} for item in ev.tables.get(name, []))
     return {**row, "status": "ok", **ev.metrics}
@@ -144,33 +150,67 @@ def warm_up(task: Task, model: nn.Module, loader, device) -> None:
     torch.optim.SGD(throwaway.parameters(), lr=0.0).step()
 
 
-def run_method(domain: Domain, run: Run, epochs: float, batch_size: int, device: str = "cpu") -> CellResult:
-    """Unlearn with ``run`` from a copy of the domain's start model, evaluate, return the row and tables."""
+def run_method(domain: Domain, run: Run, epochs: float, batch_size: int, device: str = "cpu",
+               checkpoints: tuple[float, ...] = (1.0,), detail_at: float | None = None,
+               warm: bool = True) -> CellResult:
+    """Unlearn with ``run`` from a copy of the domain's start model; one evaluated row per checkpoint
+    (fraction of the budget). Per-item tables (``domain.tables``) only at ``detail_at`` (default: the
+    last checkpoint); a checkpoint the run did not reach with finite weights is a "diverged" row."""
     method = method_class(run.method)(**run.settings)  # complete settings: what the job was given, exactly
     start = domain.start_model()
-    # the warm-up draws from loaders of its own: a loader reshuffles on every pass, and the run's batches
-    # must be those of the seed, whatever ran before
-    warm_up(domain.task(), start, domain.loaders(run.seed, batch_size)[1], device)
+    if warm:  # from loaders of its own: a loader reshuffles on every pass, the run's batches must be the seed's
+        warm_up(domain.task(), start, domain.loaders(run.seed, batch_size)[1], device)
     forget, retain = domain.loaders(run.seed, batch_size)
     model = copy.deepcopy(start)
     row = _row(domain, seed=run.seed, method=run.method, setting=run.setting, label=run.label,
                hparams=json.dumps(run.settings, sort_keys=True, default=str))
     tables: dict[str, list[dict]] = {name: [] for name in ("diagnostics", *domain.tables)}
+    # the checkpoints' weights go into buffers allocated (and touched) before the run's memory is measured:
+    # the run's peak memory is the method's alone, whatever the number of checkpoints
+    buffers = {f: {k: v.detach().clone() for k, v in model.state_dict().items()} for f in set(checkpoints)}
+    snapshots: dict[float, tuple[dict, dict]] = {}
+
+    def keep(fraction: float, info: dict) -> None:  # copies only: evaluating here would count in the run's memory
+        for k, v in model.state_dict().items():
+            buffers[fraction][k].copy_(v.detach())
+        snapshots[fraction] = (info, buffers[fraction])
+
     try:
         result: UnlearnResult | None = run_unlearning(
             model, method, forget, retain, domain.task(), epochs=epochs, seed=derive_seed(run.seed, "method"),
-            device=device)
+            device=device, checkpoints=checkpoints, on_checkpoint=keep)
     except NonFiniteError as err:
-        print(f"{run.label} diverged: {err}")
+        print(f"{run.label} {run.setting} diverged: {err}")
         result = None
-    if result is None or not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
-        return _result(domain, [{**row, "status": "diverged"}], tables)
-    row.update(wall_seconds=result.wall_seconds, peak_memory_mib=result.peak_memory_bytes / 2**20,
-               forget_passes=result.forget_passes, steps=result.steps)
-    keys = {k: row[k] for k in _key_columns(domain)}
-    tables["diagnostics"] = [{**keys, **h} for h in result.history]
-    model.eval()
-    return _result(domain, [_evaluated(domain, model, row, tables)], tables)
+    if result is not None:
+        row["peak_memory_mib"] = result.peak_memory_bytes / 2**20
+        keys = {k: row[k] for k in _key_columns(domain, checkpoint=False)}
+        tables["diagnostics"] = [{**keys, **h} for h in result.history]
+    detail_at = max(checkpoints) if detail_at is None else detail_at
+    rows = []
+    for fraction in sorted(set(checkpoints)):
+        at = {**row, "checkpoint": fraction}
+        info, state = snapshots.get(fraction, (None, None))
+        if state is None or not all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()):
+            rows.append({**at, "status": "diverged"})
+            continue
+        at.update(wall_seconds=info["wall_seconds"], forget_passes=info["forget_passes"], steps=info["steps"])
+        model.load_state_dict(state)
+        model.eval()
+        # per-item tables only where asked: domain.evaluate may skip them (the LLM's probes cost as much again)
+        rows.append(_evaluated(domain, model, at, tables, None if fraction == detail_at else {"detail": False}))
+    return _result(domain, rows, tables)
+
+
+def run_sweep(domain: Domain, label: str, method: str, points: dict[str, dict], seed: int, epochs: float,
+              batch_size: int, device: str = "cpu", checkpoints: tuple[float, ...] = (1.0,)) -> CellResult:
+    """Every setting of a method's grid (``points``: setting id -> complete settings) on one seed, each
+    evaluated at ``checkpoints``; one process, so loading data and models and warming up happen once."""
+    parts = [run_method(domain, Run(method, dict(settings), seed, setting, label), epochs, batch_size, device,
+                        checkpoints, detail_at=-1.0, warm=i == 0)
+             for i, (setting, settings) in enumerate(points.items())]
+    tables = {name: pd.concat([p.tables[name] for p in parts], ignore_index=True) for name in parts[0].tables}
+    return CellResult(pd.concat([p.rows for p in parts], ignore_index=True), tables)
 
 
 def run_references(domain: Domain) -> CellResult:
@@ -203,15 +243,16 @@ def write_result(result: CellResult, rows_csv, tables: dict[str, str | Path], si
     write_csv_atomic(rows_csv, rows)  # last: the rows file marks a complete result
 
 
-def cost_ratios(frame: pd.DataFrame, cell_keys: list[str], method: str = "OFMU", baseline: str = "GradDiff",
-                setting: str = DEFAULT_SETTING) -> pd.DataFrame:
-    """Wall time per pass over D_f and peak memory of ``method`` (at ``setting``) over ``baseline`` (its
-    default setting), per cell and seed (same model and data): the budget gives both the same passes, up to
-    OFMU's last incomplete step of T+1 batches."""
+def cost_ratios(frame: pd.DataFrame, cell_keys: list[str], method: str = "OFMU", baseline: str = "GradDiff") -> pd.DataFrame:
+    """Wall time per pass over D_f and peak memory of ``method`` over ``baseline`` (labels: each at its
+    selected setting), per cell and seed (same model and data), at the end of the budget (the last
+    checkpoint): both used the same passes, up to OFMU's last incomplete step of T+1 batches."""
     cols = [*cell_keys, "seed"]
     ok = frame[frame["status"] == "ok"]
-    a = ok[(ok["method"] == method) & (ok["setting"] == setting)].set_index(cols)
-    b = ok[(ok["method"] == baseline) & (ok["setting"] == DEFAULT_SETTING)].set_index(cols)
+    if "checkpoint" in ok:
+        ok = ok[ok["checkpoint"] == ok["checkpoint"].max()]
+    a = ok[ok["label"] == method].set_index(cols)
+    b = ok[ok["label"] == baseline].set_index(cols)
     per_pass = lambda f: f["wall_seconds"] / f["forget_passes"]  # noqa: E731
     out = pd.DataFrame({"time_ratio": per_pass(a) / per_pass(b),
                         "memory_ratio": a["peak_memory_mib"] / b["peak_memory_mib"],

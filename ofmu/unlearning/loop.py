@@ -359,11 +359,29 @@ class UnlearnResult:
         return {k: v for k, v in self.__dict__.items() if k not in ("model", "history")}
 
 
+def checkpoint_steps(fractions: Sequence[float], steps_of) -> dict[int, list[float]]:
+    """{step count: budget fractions} of the checkpoints. The checkpoint at fraction f of the budget is the
+    model after ``steps_of(f)`` steps: as many as a run with budget f would take (the method's own count,
+    which rounds a step of T + 1 forget batches down), so every method has used at most f of the passes."""
+    steps: dict[int, list[float]] = {}
+    for f in sorted(set(fractions)):
+        if not 0 < f <= 1:
+            raise ValueError(f"a checkpoint is a fraction of the budget in (0, 1], got {f}")
+        steps.setdefault(int(steps_of(f)), []).append(f)
+    return steps
+
+
 def run_unlearning(
     model: nn.Module, method: Method, forget_loader, retain_loader, task: Task, epochs: float, seed: int,
     device: str | torch.device = "cpu", log_every: int = 1, progress: bool = False,
+    checkpoints: Sequence[float] = (), on_checkpoint=None,
 ) -> UnlearnResult:
-    """Run ``method`` on ``model`` in place for a budget of ``epochs`` passes over D_f (see module doc)."""
+    """Run ``method`` on ``model`` in place for a budget of ``epochs`` passes over D_f (see module doc).
+
+    ``checkpoints``: fractions of the budget at which ``on_checkpoint(fraction, info)`` is called with the
+    model as it is then (info: steps, forget_passes, wall_seconds so far). The callback's own time is not
+    counted in the wall time; its memory is (it should only copy the weights: evaluate after the run).
+    """
     if epochs <= 0:
         raise ValueError(f"the budget must be > 0 epochs over the forget set, got {epochs}")
     device = torch.device(device)
@@ -371,11 +389,20 @@ def run_unlearning(
     ctx = Context(model=model, task=task, device=device, seed=seed, forget_loader=forget_loader,
                   retain_loader=retain_loader, generator=torch.Generator().manual_seed(seed))
     history: list[dict[str, float]] = []
+    n_forget = len(forget_loader) if forget_loader is not None else 0
     with peak_memory(device) as mem:
         start = time.perf_counter()
         method.setup(ctx)
         setup_forget = ctx.forget_batches
         ctx.total_steps = method.num_steps(ctx, epochs)
+        at = checkpoint_steps(checkpoints, lambda f: min(ctx.total_steps, method.num_steps(ctx, f * epochs))) \
+            if on_checkpoint is not None else {}
+        paused = 0.0  # seconds spent in on_checkpoint, not the method's
+        if at and ctx.total_steps == 0:  # a one-shot method (IU: all in setup): every checkpoint is its result
+            pause = time.perf_counter()
+            for fraction in sorted(set(checkpoints)):
+                on_checkpoint(fraction, {"steps": 0, "forget_passes": 0.0, "wall_seconds": pause - start})
+            paused += time.perf_counter() - pause
         steps: Sequence[int] = range(ctx.total_steps)
         if progress:
             from tqdm import tqdm  # optional progress bar for long runs
@@ -386,10 +413,18 @@ def run_unlearning(
             diag = method.step(ctx)
             if k % log_every == 0 or k == ctx.total_steps - 1:
                 history.append({"step": k, "forget_batches": ctx.forget_batches - setup_forget, **diag})
+            if k + 1 in at:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                pause = time.perf_counter()
+                info = {"steps": k + 1, "forget_passes": (ctx.forget_batches - setup_forget) / n_forget if n_forget
+                        else 0.0, "wall_seconds": pause - start - paused}
+                for fraction in at[k + 1]:
+                    on_checkpoint(fraction, info)
+                paused += time.perf_counter() - pause
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        wall = time.perf_counter() - start
-    n_forget = len(forget_loader) if forget_loader is not None else 0
+        wall = time.perf_counter() - start - paused
     used = ctx.forget_batches - setup_forget
     return UnlearnResult(
         model=model, method=method.name, hparams=dict(method.hparams), history=history, steps=ctx.total_steps,

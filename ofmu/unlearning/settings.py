@@ -6,6 +6,11 @@ A file holds
     defaults: {key: value}    every setting the method accepts, with its value
     vision:   {key: value}    optional: values that differ in the vision stage
     llm:      {key: value}    optional: values that differ in the LLM stage
+    sweep:    {vision: {key: [values]}, llm: {...}}
+                              optional: the grid the selection seed runs per stage (every combination;
+                              ``a+b: [values]`` ties two settings to one value, e.g. OFMU's two rates)
+    sensitivity: {key: [values]}
+                              optional: one-at-a-time variations around the selected setting (ablations)
 The keys a method accepts are declared by its class (``Method.keys``); a file that misses one or adds an
 unknown one is an error naming the file and the key. The directory is ``config/methods`` of this
 repository, or ``$OFMU_METHODS_DIR`` when set (a tier or a user may keep its own copies there).
@@ -21,7 +26,7 @@ from typing import Any
 import yaml
 
 DOMAINS = ("vision", "llm")
-FILE_KEYS = ("domains", "defaults", *DOMAINS)
+FILE_KEYS = ("domains", "defaults", *DOMAINS, "sweep", "sensitivity")
 
 
 class SettingsError(ValueError):
@@ -67,7 +72,7 @@ def _read(path: str, mtime: float) -> dict:
     domains = spec.get("domains")
     if not isinstance(domains, list) or not domains or not set(domains) <= set(DOMAINS):
         raise SettingsError(f"{path}: 'domains' must be a non-empty list drawn from {list(DOMAINS)}, got {domains!r}")
-    for block in ("defaults", *DOMAINS):
+    for block in ("defaults", *DOMAINS, "sweep", "sensitivity"):
         if not isinstance(spec.get(block) or {}, dict):
             raise SettingsError(f"{path}: '{block}' must be a mapping of setting -> value")
     return spec
@@ -135,3 +140,84 @@ def method_settings(name: str, domain: str | None = None, overrides: dict | None
     values.update(overrides or {})
     check_keys(name, values, f"settings of {name!r}")
     return values
+
+
+def _grid_value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _checked_grid(name: str, grid: Any, defaults: dict, where: str) -> dict[str, list]:
+    """A grid {key or "a+b": [values]}: every key accepted, every list non-empty, values of the default's
+    kind, learning rates > 0."""
+    if not isinstance(grid, dict):
+        raise SettingsError(f"{where}: a grid must be a mapping of setting -> list of values, got {grid!r}")
+    for key, values in grid.items():
+        parts = key.split("+")
+        check_keys(name, dict.fromkeys(parts), f"{where}.{key}", complete=False)
+        if not isinstance(values, list) or not values:
+            raise SettingsError(f"{where}.{key}: the grid is empty or not a list ({values!r}); give at least one value")
+        for part in parts:
+            for v in values:
+                check_kinds(name, defaults, {part: v}, f"{where}.{key}")
+                if part.endswith("lr") and not (isinstance(v, (int, float)) and v > 0):
+                    raise SettingsError(f"{where}.{key}: learning rate {v!r} is not positive; every rate of a grid must be > 0")
+    return grid
+
+
+def method_grid(name: str, domain: str, directory: str | os.PathLike | None = None) -> dict[str, list]:
+    """The sweep grid of ``name`` in ``domain`` ({} when the file has none: the defaults are the only point)."""
+    spec = method_spec(name, directory)
+    where = f"{methods_dir(directory) / f'{name}.yaml'} (sweep.{domain})"
+    sweep = spec.get("sweep") or {}
+    unknown = sorted(set(sweep) - set(DOMAINS))
+    if unknown:
+        raise SettingsError(f"{where}: unknown stage(s) {unknown} under 'sweep'; valid: {list(DOMAINS)}")
+    return _checked_grid(name, sweep.get(domain) or {}, spec.get("defaults") or {}, where)
+
+
+def _coarse(values: list, limit: int | None) -> list:
+    if limit is None or len(values) <= limit:
+        return values
+    if limit == 1:
+        return values[:1]
+    return [values[round(i * (len(values) - 1) / (limit - 1))] for i in range(limit)]
+
+
+def sweep_points(name: str, domain: str, overrides: dict | None = None,
+                 directory: str | os.PathLike | None = None, limit: int | None = None) -> dict[str, dict[str, Any]]:
+    """{setting id: complete settings} for every point of the method's grid, in the file's order; ``overrides``
+    (a variant's fixed settings) apply to every point and remove their keys from the grid; ``limit`` keeps
+    at most that many values per key, the first and last among them (the smoke tier's coarse grids). The
+    setting id names the grid values, e.g. ``lr=0.001,forget_weight=0.5`` (``default`` without a grid)."""
+    import itertools
+
+    base = method_settings(name, domain, overrides, directory)
+    grid = {k: _coarse(v, limit) for k, v in method_grid(name, domain, directory).items()
+            if not set(k.split("+")) & set(overrides or {})}
+    if not grid:
+        return {"default": base}
+    points = {}
+    for combo in itertools.product(*grid.values()):
+        settings = dict(base)
+        for key, value in zip(grid, combo):
+            settings.update(dict.fromkeys(key.split("+"), value))
+        points[",".join(f"{k}={_grid_value(v)}" for k, v in zip(grid, combo))] = settings
+    return points
+
+
+def sensitivity_grid(name: str, directory: str | os.PathLike | None = None) -> dict[str, list]:
+    """The method file's ``sensitivity`` block, checked like a sweep grid ({} when it has none)."""
+    spec = method_spec(name, directory)
+    return _checked_grid(name, spec.get("sensitivity") or {}, spec.get("defaults") or {},
+                         f"{methods_dir(directory) / f'{name}.yaml'} (sensitivity)")
+
+
+def sensitivity_points(base: dict[str, Any], grid: dict[str, list]) -> dict[str, dict]:
+    """One-at-a-time variations of ``base`` (the selected setting) over ``grid`` (``sensitivity_grid``):
+    {"selected": base, "<key>=<value>": base with that one value, ...} (values equal to base's skipped)."""
+    points = {"selected": dict(base)}
+    for key, values in grid.items():
+        for value in values:
+            if any(base.get(part) != value for part in key.split("+")):
+                points[f"{key}={_grid_value(value)}"] = {**base, **dict.fromkeys(key.split("+"), value)}
+    return points

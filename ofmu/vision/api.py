@@ -39,6 +39,20 @@ def forget_split(data: ImageData, scenario: str, seed: int, fraction: float = 0.
     return make_forget_split(data.train_y, scenario, seed, fraction=fraction, forget_class=forget_class)
 
 
+def train_subset(data: ImageData, size: int | None, seed: int = 0) -> ImageData:
+    """The dataset with a fixed random ``size``-image subset of its training set (the test set whole): a
+    set small enough for the CPU-sized model to memorize, so that forgetting is measurable. The same
+    subset for every seed and job (its own named seed stream)."""
+    if size is None or size >= len(data.train_y):
+        return data
+    if size < 2 * data.num_classes:
+        raise ValueError(f"train_subset must leave a few images per class, got {size} for {data.num_classes} classes")
+    g = torch.Generator().manual_seed(derive_seed(seed, "train_subset"))
+    keep = torch.randperm(len(data.train_y), generator=g)[:size].sort().values
+    return ImageData(data.name, data.train_x[keep], data.train_y[keep], data.test_x, data.test_y, data.num_classes,
+                     data.classes, data.val_x, data.val_y, f"{data.source} (training subset of {size})")
+
+
 def new_model(data: ImageData, model_name: str = "small_cnn", seed: int = 0, **kwargs: Any) -> nn.Module:
     c, h, _ = data.image_shape
     return build_model(model_name, derive_seed(seed, "model"), in_channels=c, image_size=h,
@@ -116,22 +130,28 @@ def unlearn(model: nn.Module, data: ImageData, split: ForgetSplit, method: str, 
 def evaluate(model: nn.Module, data: ImageData, split: ForgetSplit, seed: int = 0, device: str | torch.device = "cpu",
              reference: dict[str, float] | None = None, wall_seconds: float | None = None,
              mia_max_samples: int | None = None, batch_size: int = 128,
-             retain_max_samples: int | None = None) -> dict[str, float]:
+             retain_max_samples: int | None = None, names: tuple[str, ...] | None = None) -> dict[str, float]:
     """UA, RA, TA, MIA-Efficacy (+ Avg.Gap with ``reference``, + RTE with ``wall_seconds``) as fractions.
 
     ``retain_max_samples`` evaluates RA (and the MIA's member side) on a seeded subset of D_r, the same
     subset for every method of a run: D_r is 90% of the training set and dominates evaluation time.
+    Class-wise forgetting (``split.scenario`` "class") leaves the forgotten class's test images out of TA
+    and of the MIA's non-members (SalUn's protocol): TA then measures what should be kept. ``names``: the
+    metrics (default: UA, RA, TA, MIA-Efficacy, plus Avg.Gap / RTE when their inputs are given).
     """
     model = model.to(device)
     f, r = torch.as_tensor(split.forget), torch.as_tensor(split.retain)
+    test = torch.ones(len(data.test_y), dtype=torch.bool)
+    if split.scenario == "class":
+        test = ~torch.isin(data.test_y, torch.unique(data.train_y[f]))
     if retain_max_samples is not None and len(r) > retain_max_samples:
         g = torch.Generator().manual_seed(derive_seed(seed, "mia"))
         r = r[torch.randperm(len(r), generator=g)[:retain_max_samples]]
     inputs = MetricInputs(
         forget=predict(model, data.train_x[f], data.train_y[f], device, batch_size),
         retain=predict(model, data.train_x[r], data.train_y[r], device, batch_size),
-        test=predict(model, data.test_x, data.test_y, device, batch_size),
+        test=predict(model, data.test_x[test], data.test_y[test], device, batch_size),
         wall_seconds=wall_seconds, reference=reference, seed=derive_seed(seed, "mia"),
         mia_max_samples=mia_max_samples,
     )
-    return compute_metrics(inputs)
+    return compute_metrics(inputs, names)

@@ -6,8 +6,9 @@
     with_avg_gap                 Avg. Gap of every row to the Retrain row of its cell and seed
 
 ``cfg`` is the part of the stage config a job uses (keys data_root, data_cache, forget_fraction, model,
-model_kwargs, device, train, mia_max_samples, retain_eval_samples; for training also retrain_settings,
-Retrain's complete settings from config/methods/Retrain.yaml); each function reads only its keys.
+model_kwargs, device, train, mia_max_samples, retain_eval_samples, train_subset, forget_class; for training
+also retrain_settings, Retrain's complete settings from config/methods/Retrain.yaml); each function reads only
+its keys.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ from ofmu.vision.models import checkpoint_metadata, load_checkpoint, save_checkp
 
 
 def _data(cfg: dict, dataset: str):
-    return V.load_data(dataset, root=cfg.get("data_root"), cache_dir=cfg["data_cache"])
+    data = V.load_data(dataset, root=cfg.get("data_root"), cache_dir=cfg["data_cache"])
+    return V.train_subset(data, cfg.get("train_subset"))
 
 
 def _split(cfg: dict, data, scenario: str, seed: int):
     if scenario == "random":
         return V.forget_split(data, scenario, seed, fraction=cfg["forget_fraction"])
-    return V.forget_split(data, scenario, seed)  # one whole class: forget_fraction does not apply
+    # one whole class, the same for every seed (config forget_class): the spread over seeds is not a spread
+    # over classes; forget_fraction does not apply
+    return V.forget_split(data, scenario, seed, forget_class=(cfg.get("forget_class") or {}).get(data.name))
 
 
 def train_reference_checkpoint(cfg: dict, dataset: str, seed: int, out_path: str | Path,
@@ -48,7 +52,7 @@ def train_reference_checkpoint(cfg: dict, dataset: str, seed: int, out_path: str
         result = V.train_original(data, **kwargs)
     else:
         result = V.train_retrain(data, _split(cfg, data, scenario, seed), **kwargs)
-    meta = {"dataset": dataset, "scenario": scenario or "none", "seed": seed,
+    meta = {"dataset": dataset, "scenario": scenario or "none", "seed": seed, "n_train": len(data.train_y),
             "wall_seconds": result.wall_seconds, "peak_memory_bytes": result.peak_memory_bytes,
             "config_hash": config_hash(cfg), "code_version": code_version()}
     save_checkpoint(result.model, out_path, meta)
@@ -91,17 +95,20 @@ class VisionDomain(Domain):
             raise ValueError(f"a vision cell is built for seed {self.seed} (its Original and forget set); got {seed}")
         return V.make_loaders(self.data, self.split, batch_size, seed)
 
-    def evaluate(self, model):
+    def evaluate(self, model, detail=True, mia_auc=False):
+        """UA, RA, TA, MIA-Efficacy (with ``mia_auc``, the reference rows: MIA-AUC too); no per-item tables."""
+        names = (*GAP_METRICS, "MIA-AUC") if mia_auc else GAP_METRICS
         return Evaluation(V.evaluate(model, self.data, self.split, seed=self.seed, device=self.cfg["device"],
                                      mia_max_samples=self.cfg["mia_max_samples"],
-                                     retain_max_samples=self.cfg["retain_eval_samples"]))
+                                     retain_max_samples=self.cfg["retain_eval_samples"], names=names))
 
     def references(self):
         if self.retrain_path is None:
             raise ValueError("the reference rows need the Retrain checkpoint (inputs['retrain'])")
         meta = checkpoint_metadata(self.retrain_path)
-        return [{"label": "Original", "model": self.original, "seed": self.seed},
+        return [{"label": "Original", "model": self.original, "seed": self.seed, "evaluate": {"mia_auc": True}},
                 {"label": "Retrain", "model": self._load(self.retrain_path), "seed": self.seed,
+                 "evaluate": {"mia_auc": True},
                  "extra": {"wall_seconds": float(meta["wall_seconds"]),
                            "peak_memory_mib": int(meta["peak_memory_bytes"]) / 2**20}}]
 
@@ -109,9 +116,10 @@ class VisionDomain(Domain):
 DOMAIN = VisionDomain
 
 
-def with_avg_gap(frame: pd.DataFrame) -> pd.DataFrame:
-    """``Avg.Gap`` of every ok row: mean |metric - Retrain's| over UA, RA, TA, MIA-Efficacy, against the
-    Retrain row of the same (dataset, scenario, seed); NaN where that row is missing."""
+def with_avg_gap(frame: pd.DataFrame, metrics=GAP_METRICS) -> pd.DataFrame:
+    """``Avg.Gap`` of every ok row: mean |metric - Retrain's| over ``metrics`` (UA, RA, TA, MIA-Efficacy;
+    the pipeline drops a metric without signal), against the Retrain row of the same (dataset, scenario,
+    seed); NaN where that row is missing."""
     keys = ["dataset", "scenario", "seed"]
     retrain = frame[(frame["label"] == "Retrain") & (frame["setting"] == "reference")].set_index(keys)
     gaps = []
@@ -121,7 +129,7 @@ def with_avg_gap(frame: pd.DataFrame) -> pd.DataFrame:
             gaps.append(np.nan)
             continue
         ref = retrain.loc[key]
-        gaps.append(avg_gap({k: row[k] for k in GAP_METRICS}, {k: ref[k] for k in GAP_METRICS}))
+        gaps.append(avg_gap({k: row[k] for k in metrics}, {k: ref[k] for k in metrics}, metrics))
     return frame.assign(**{"Avg.Gap": gaps})
 
 
@@ -133,6 +141,9 @@ VISION_COLUMNS = [
 ]
 
 
-def vision_table(frame: pd.DataFrame, order: list[str]) -> pd.DataFrame:
-    """Percentages as mean ± std over seeds; one row per (dataset, label) in ``order``; Avg. Gap to Retrain."""
-    return summary_table(with_avg_gap(frame), ["dataset", "label"], VISION_COLUMNS, order)
+def vision_table(frame: pd.DataFrame, order: list[str], gap_metrics=GAP_METRICS) -> pd.DataFrame:
+    """Percentages as mean ± std over seeds; one row per (dataset, label) in ``order``; Avg. Gap to Retrain
+    over ``gap_metrics`` (a metric left out is titled "(no signal)")."""
+    columns = [Column(c.source, c.title + (" (no signal)" if c.source in GAP_METRICS and c.source not in gap_metrics
+                                           else ""), c.fmt) for c in VISION_COLUMNS]
+    return summary_table(with_avg_gap(frame, gap_metrics), ["dataset", "label"], columns, order)

@@ -99,7 +99,7 @@ def test_table_is_mean_and_sample_std_in_percent():
 
 def test_cost_ratio_is_per_cell():
     frame = pd.DataFrame({"dataset": ["d"] * 2, "scenario": ["random"] * 2, "seed": [0, 0], "status": ["ok"] * 2,
-                          "method": ["OFMU", "GradDiff"], "setting": ["default"] * 2, "wall_seconds": [6.0, 2.0],
+                          "label": ["OFMU", "GradDiff"], "checkpoint": [1.0] * 2, "wall_seconds": [6.0, 2.0],
                           "peak_memory_mib": [30.0, 10.0], "forget_passes": [1.5, 2.0]})
     ratio = cost_ratios(frame, ["dataset", "scenario"]).iloc[0]
     assert ratio["time_ratio"] == pytest.approx((6.0 / 1.5) / (2.0 / 2.0)) and ratio["memory_ratio"] == 3.0

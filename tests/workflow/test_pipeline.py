@@ -95,6 +95,7 @@ def test_a_configfile_replaces_the_default_tier_and_an_omitted_scenario_schedule
     cfg = _config_with(tmp_path, lambda c: c["vision"]["datasets"].pop("class"))
     jobs = _planned(_snakemake(tmp_path, "-n", config=cfg))
     assert jobs["vision_run"] == 11 and jobs["vision_table"] == 1  # random only: 11 methods x 1 dataset x 1 seed
+    assert jobs["sweep"] == 11 + 11 and jobs["select"] == 11 + 11  # a sweep per method and cell (vision + llm)
     cfg = _config_with(tmp_path, lambda c: c["llm"].update(variants={}))
     assert _planned(_snakemake(tmp_path, "-n", config=cfg))["llm_run"] == 10  # no OFMU_beta0
 
@@ -118,6 +119,9 @@ def test_a_configfile_replaces_the_default_tier_and_an_omitted_scenario_schedule
      ["OFMU_fd", "'fd_step'", "> 0"]),
     (lambda c: c["llm"]["variants"].update(OFMU_d={"method": "OFMU", "hparams": {"derivatives": "second_order"}}),
      ["OFMU_d", "'derivatives'", "first_order"]),
+    (lambda c: c["vision"].update(selection_seed=0), ["vision.selection_seed", "also a reported seed"]),
+    (lambda c: c["llm"]["selection"].update(metric="accuracy"), ["llm.selection", "accuracy", "valid"]),
+    (lambda c: c["vision"].pop("selection"), ["selection", "required"]),
 ])
 def test_dry_run_names_every_bad_setting_with_the_valid_choices(tmp_path, change, named):
     out = _snakemake(tmp_path, "-n", config=_config_with(tmp_path, change))
@@ -126,15 +130,26 @@ def test_dry_run_names_every_bad_setting_with_the_valid_choices(tmp_path, change
         assert text in out.stdout + out.stderr, (text, (out.stdout + out.stderr)[-2000:])
 
 
+@pytest.mark.parametrize("grid, named", [("[0.0, 1.0e-3]", "not positive"), ("[]", "empty")])
+def test_dry_run_names_a_bad_sweep_grid(tmp_path, grid, named):
+    methods = tmp_path / "methods"
+    shutil.copytree(REPO / "config" / "methods", methods)
+    path = methods / "GradDiff.yaml"
+    path.write_text(path.read_text().replace("lr: [1.0e-4, 3.0e-4, 1.0e-3, 3.0e-3]", f"lr: {grid}"))
+    out = _snakemake(tmp_path, "-n", config=REPO / "config" / "smoke.yaml", env={"OFMU_METHODS_DIR": str(methods)})
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "GradDiff.yaml (sweep.vision).lr" in text and named in text, text[-2000:]
+
+
 @pytest.mark.slow
 def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_path):
     work = tmp_path / "ok"
     work.mkdir()
     out = _snakemake(work, config=REPO / "config" / "smoke.yaml")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    for n in range(1, 12):
+    for n in range(1, 13):
         figs = list((work / "figures").glob(f"fig{n}_*.png"))
-        assert len(figs) == 1 and figs[0].stat().st_size > 10_000
+        assert len(figs) == 1 and figs[0].stat().st_size > 10_000, n
     table = pd.read_csv(work / "paper_tables" / "tab1_theory_claims.csv")
     assert set(table["claim"]) == {"C1", "C2", "C3", "C4", "C5"} and (table["pass"] == "PASS").all()
     prov = json.loads((work / "paper_tables" / "provenance.json").read_text())
@@ -150,22 +165,55 @@ def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_p
     tofu = pd.read_csv(work / "paper_tables" / "tab4_llm_tofu.csv")
     assert list(tofu["label"]) == ["Finetuned", "Retain", *llm["methods"], *llm["variants"]]
     assert {f"{s} {m}" for s in llm["splits"] for m in ["FQ", "MU", "FTR"]} <= set(tofu.columns)
-    ablation = pd.read_csv(work / "paper_tables" / "tab6_llm_ablation.csv")
-    assert set(ablation["label"]) == {"OFMU_beta0", "Scalarized", "OFMU"}
-    runs = sorted((work / "results" / "vision" / "runs").rglob("s*.csv"))
+    sens = pd.read_csv(work / "paper_tables" / "tab6_ofmu_sensitivity.csv")
+    assert {"selected", "beta=0", "inner_steps=1"} <= set(sens["OFMU setting"]) and set(sens["stage"]) == {"vision", "llm"}
+    selection = pd.read_csv(work / "paper_tables" / "tab8_vision_selection.csv")
+    assert len(selection) == len(smoke["methods"]) * 2  # every method on both cells
+    fronts = pd.read_csv(work / "paper_tables" / "tab9_llm_fronts.csv")
+    assert set(fronts["method"]) == {*llm["methods"], *llm["variants"]}
+
+    # the Original and Retrain of every seed are trained on the same fixed training subset
+    from ofmu.vision.models import checkpoint_metadata
+
+    models = sorted((work / "results" / "vision" / "models").rglob("*.safetensors"))
+    assert len(models) == 3 * (len(smoke["seeds"]) + 1)  # Original, Retrain random, Retrain class per seed
+    assert {checkpoint_metadata(m)["n_train"] for m in models} == {str(smoke["train_subset"])}
+
+    # reported runs: the core columns, every checkpoint, the selected setting; the reference rows of every seed
+    runs = sorted((work / "results" / "vision" / "runs").rglob("*.csv"))
     cells = pd.concat([pd.read_csv(p) for p in runs if p.name.count(".") == 1], ignore_index=True)
-    core = ["domain", "dataset", "scenario", "seed", "method", "setting", "label", "status", "wall_seconds"]
+    core = ["domain", "dataset", "scenario", "seed", "method", "setting", "label", "checkpoint", "status", "wall_seconds"]
     assert list(cells.columns[:len(core)]) == core
-    n_cells = sum(len(v) for v in smoke["datasets"].values()) * len(smoke["seeds"])
-    assert (cells["setting"] == "reference").sum() == 2 * n_cells  # Original and Retrain per cell
+    n_cells = sum(len(v) for v in smoke["datasets"].values())
+    refs = cells[cells["setting"] == "reference"]
+    assert len(refs) == 2 * n_cells * (len(smoke["seeds"]) + 1)  # Original and Retrain per cell and seed (+ selection)
     cells = cells[cells["setting"] != "reference"]
-    assert len(cells) == len(smoke["methods"]) * n_cells
+    assert len(cells) == len(smoke["methods"]) * n_cells * len(smoke["seeds"]) * len(smoke["checkpoints"])
+    assert set(cells["seed"]) == set(smoke["seeds"])  # never the selection seed
+    for _, row in cells.drop_duplicates(["dataset", "scenario", "label"]).iterrows():
+        chosen = json.loads((work / "results" / "vision" / "selected" / row["dataset"] / row["scenario"]
+                             / f"{row['label']}.json").read_text())
+        assert row["setting"] == chosen["setting"] and chosen["seed"] == smoke["selection_seed"]
     # every method that draws from D_f used the same budget of passes (OFMU may stop one step short,
     # a step costing T + 1 forget batches); FT and l1-sparse never draw from D_f
-    passes = cells.dropna(subset=["forget_passes"])
+    passes = cells[cells["checkpoint"] == 1.0].dropna(subset=["forget_passes"])
     drawn = passes[passes["forget_passes"] > 0]["forget_passes"]
     assert (drawn <= smoke["unlearn"]["epochs"] + 1e-9).all() and (drawn >= 0.75 * smoke["unlearn"]["epochs"]).all()
     assert set(passes[passes["forget_passes"] == 0]["method"]) <= {"FT", "l1-sparse", "IU"}
+
+    # the reported seeds never enter the selection: newer reported-seed files (references, runs) leave every
+    # select job up to date; a newer selection-seed sweep reruns that method's selection
+    for path in (work / "results").rglob("*"):
+        if path.is_file() and any(f"s{seed}." in path.name for seed in [*smoke["seeds"], *llm["seeds"]]):
+            os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 3600))
+    smoke_file = REPO / "config" / "smoke.yaml"
+    planned = _planned(_snakemake(work, "-n", config=smoke_file))
+    assert "select" not in planned and "sweep" not in planned, planned
+    sweep = work / "results" / "vision" / "sweeps" / "digits" / "random" / "GA.csv"
+    os.utime(sweep, (sweep.stat().st_atime, sweep.stat().st_mtime + 7200))
+    jobs = [j for j in _planned_jobs(_snakemake(work, "-n", config=smoke_file)) if j.startswith("select")]
+    assert jobs == ["select cell=digits/random, label=GA, stage=vision"], jobs
+    assert _snakemake(work, "--touch", config=smoke_file).returncode == 0  # back to up to date
 
     # jobs at the grain of the work: reordered keys rerun nothing; one edited method file reruns that method's
     # jobs and what reads them, no model training
@@ -179,18 +227,15 @@ def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_p
     (methods / "OFMU.yaml").write_text(ofmu)
     out = _snakemake(work, "-n", config=REPO / "config" / "smoke.yaml", env={"OFMU_METHODS_DIR": str(methods)})
     planned = _planned(out)
-    n_vision = sum(len(v) for v in smoke["datasets"].values()) * len(smoke["seeds"])
-    assert planned == {"vision_run": n_vision, "llm_run": 2 * len(llm["splits"]) * len(llm["seeds"]),
-                       "llm_sample_costs": 1, "vision_table": 2, "vision_figures": 1, "llm_tables": 1,
-                       "llm_figures": 1, "provenance": 1, "all": 1, "vision_first_order_fidelity": 1,
-                       "llm_first_order_fidelity": 1, "first_order_fidelity_figure": 1}, planned
-    runs = [j for j in _planned_jobs(out) if j.startswith(("vision_run", "llm_run", "llm_sample_costs"))]
-    assert all("method=OFMU" in j for j in runs), runs
+    assert not {"vision_original", "vision_retrain", "llm_train", "vision_references", "llm_references"} & set(planned)
+    runs = [j for j in _planned_jobs(out) if j.startswith(("sweep", "select", "vision_run", "llm_run", "llm_sample_costs"))]
+    assert runs and all("=OFMU" in j for j in runs), runs
     # Retrain's file holds the optimizer of the Original and Retrain models: editing it retrains them
     retrain = (REPO / "config" / "methods" / "Retrain.yaml").read_text().replace("momentum: 0.9 ", "momentum: 0.8 ")
     (methods / "Retrain.yaml").write_text(retrain)
     planned = _planned(_snakemake(work, "-n", config=REPO / "config" / "smoke.yaml", env={"OFMU_METHODS_DIR": str(methods)}))
-    assert planned["vision_original"] == 1 and planned["vision_retrain"] == 2 and "llm_train" not in planned
+    n_seeds = len(smoke["seeds"]) + 1
+    assert planned["vision_original"] == n_seeds and planned["vision_retrain"] == 2 * n_seeds and "llm_train" not in planned
 
     # an impossible tolerance on a tight claim must stop the pipeline and leave no verdict behind
     bad = tmp_path / "bad"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from ofmu.plan import canonical, check_config, pick, stage_runs
-from ofmu.unlearning.settings import method_settings
+from ofmu.plan import canonical, check_config, pick, stage_cells, stage_sweeps
+from ofmu.unlearning.settings import method_settings, sensitivity_grid
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -16,9 +16,13 @@ LLM = config.get("llm", {})
 CLAIMS_FILE = str(REPO / THEORY["claims_file"])
 check_config(config, CLAIMS_FILE)
 
-# {(method, setting id): complete settings}: the only settings a run job gets (config/methods/<Method>.yaml)
-VISION_RUNS = stage_runs("vision", VISION) if "vision" in config["stages"] else {}
-LLM_RUNS = stage_runs("llm", LLM) if "llm" in config["stages"] else {}
+UNLEARNING_STAGES = [stage for stage in ("vision", "llm") if stage in config["stages"]]
+STAGE_CONFIG = {"vision": VISION, "llm": LLM}
+# {stage: {label: {"method", "points": {setting id: complete settings}}}}: the grids of config/methods/<Method>.yaml,
+# the only settings a sweep job gets; a reported run gets the selected one (results/<stage>/selected/...)
+SWEEPS = {stage: stage_sweeps(stage, STAGE_CONFIG[stage]) for stage in UNLEARNING_STAGES}
+# {stage: {cell path: cell}}: vision "<dataset>/<scenario>", LLM "<split>"
+CELLS = {stage: {"/".join(c.values()): c for c in stage_cells(stage, STAGE_CONFIG[stage])} for stage in UNLEARNING_STAGES}
 
 # one figure per claim: fig<N>_<slug>; numbers are fixed so papers can cite them
 THEORY_FIGURES = {
@@ -50,7 +54,7 @@ def theory_targets():
 
 
 # ---- vision: what each job reads of the stage config ------------------------------------------------------
-VISION_DATA = ("data_root", "data_cache", "forget_fraction")
+VISION_DATA = ("data_root", "data_cache", "train_subset", "forget_fraction", "forget_class")
 VISION_MODEL = ("model", "model_kwargs", "device")
 VISION_EVAL = ("mia_max_samples", "retain_eval_samples")
 # the Original and Retrain models are trained by the Retrain method: its file's settings are theirs too
@@ -59,10 +63,11 @@ RETRAIN_SETTINGS = canonical(method_settings("Retrain", "vision")) if "vision" i
 
 def vision_cfg(*keys, train=False):
     """Params function: the job's part of the vision config. forget_fraction only where the forget set uses
-    it (random forgetting; class-wise forgets a whole class); with ``train``, Retrain's settings too."""
+    it (random forgetting), forget_class only class-wise; with ``train``, Retrain's settings too."""
 
     def params(w):
-        used = [k for k in keys if not (k == "forget_fraction" and w.get("scenario") != "random")]
+        unused = {"forget_fraction"} if w.get("scenario") != "random" else {"forget_class"}
+        used = [k for k in keys if k not in unused]
         cfg = pick(VISION, *used)
         if train:
             cfg["retrain_settings"] = RETRAIN_SETTINGS
@@ -76,34 +81,94 @@ VISION_TABLES = {"random": "tab2_vision_random", "class": "tab3_vision_classwise
 SCENARIO_OF_TABLE = {table: scenario for scenario, table in VISION_TABLES.items()}
 
 
-# where the first-order OFMU is compared with the exact one along a run: random forgetting when configured, the
-# first dataset and seed in sorted order (independent of how the config lists them)
+# where the first-order OFMU is compared with the exact one along a run (extended tier): random forgetting when
+# configured, the first dataset in sorted order, the selection seed (independent of how the config lists them)
 def fidelity_cell():
     scenario = "random" if "random" in VISION["datasets"] else sorted(VISION["datasets"])[0]
-    return {"dataset": sorted(VISION["datasets"][scenario])[0], "scenario": scenario, "seed": min(VISION["seeds"])}
+    return {"dataset": sorted(VISION["datasets"][scenario])[0], "scenario": scenario, "seed": VISION["selection_seed"]}
 
 
 FIDELITY_CELL = fidelity_cell() if "vision" in config["stages"] else {}
 
 
-def vision_cells(scenarios=None):
-    """(dataset, scenario, seed) for every configured cell (of ``scenarios``, default all)."""
-    return [(d, scenario, seed) for scenario, datasets in VISION["datasets"].items() for d in datasets
-            for seed in VISION["seeds"] if scenarios is None or scenario in scenarios]
+# ---- both unlearning stages: sweep (selection seed) -> select -> reported runs, sensitivity -------------------
+def all_seeds(stage):
+    return [STAGE_CONFIG[stage]["selection_seed"], *STAGE_CONFIG[stage]["seeds"]]
 
 
-def vision_run_files(suffix=".csv", scenarios=None):
-    return [f"results/vision/runs/{d}/{sc}/{m}/{s}/s{seed}{suffix}" for d, sc, seed in vision_cells(scenarios)
-            for m, s in VISION_RUNS]
+def job_cfg(stage, cell):
+    """The part of the stage config a run job reads."""
+    if stage == "vision":
+        return vision_cfg(*VISION_DATA, *VISION_MODEL, *VISION_EVAL)(CELLS[stage][cell])
+    return pick(LLM, *LLM_EVAL)
 
 
-def vision_reference_files(scenarios=None):
-    return [f"results/vision/runs/{d}/{sc}/reference/s{seed}.csv" for d, sc, seed in vision_cells(scenarios)]
+def start_inputs(stage, cell, seed):
+    """The files a run job on (stage, cell, seed) starts from."""
+    if stage == "vision":
+        return {"original": f"results/vision/models/{CELLS[stage][cell]['dataset']}/original_s{seed}.safetensors"}
+    return {"meta": "results/llm/corpus/corpus.json", "full": llm_full_weights(), "refs": f"results/llm/references/{cell}.json"}
+
+
+def reference_file(stage, cell, seed):
+    """The reference rows (Original + Retrain of a seed; Finetuned + Retain of a split)."""
+    return f"results/vision/runs/{cell}/reference/s{seed}.csv" if stage == "vision" else f"results/llm/runs/{cell}/reference.csv"
+
+
+def reference_files(stage, seeds=None):
+    return sorted({reference_file(stage, cell, seed) for cell in CELLS[stage] for seed in (seeds or all_seeds(stage))})
+
+
+def sweep_files(stage, suffix=".csv"):
+    return [f"results/{stage}/sweeps/{cell}/{label}{suffix}" for cell in CELLS[stage] for label in SWEEPS[stage]]
+
+
+def selected_files(stage):
+    return [f"results/{stage}/selected/{cell}/{label}.json" for cell in CELLS[stage] for label in SWEEPS[stage]]
+
+
+def run_files(stage, suffix=".csv", cells=None):
+    """The reported runs: one file per (cell, method) holding every reported seed."""
+    return [f"results/{stage}/runs/{cell}/{label}{suffix}" for cell in (cells or CELLS[stage]) for label in SWEEPS[stage]]
+
+
+def reported_inputs(stage, cell):
+    """What a reported-run job starts from on every reported seed: vision one Original per seed
+    (``original_s<seed>``), the LLM the one Finetuned model."""
+    if stage == "vision":
+        return {f"original_s{seed}": start_inputs(stage, cell, seed)["original"] for seed in VISION["seeds"]}
+    return start_inputs(stage, cell, None)
+
+
+def sensitivity_cell(stage):
+    return "/".join(canonical_cell(stage, STAGE_CONFIG[stage]["sensitivity"]["cell"]).values())
+
+
+def canonical_cell(stage, cell):
+    keys = ("dataset", "scenario") if stage == "vision" else ("split",)
+    return {k: cell[k] for k in keys}
+
+
+def sensitivity_files(stage):
+    sens = STAGE_CONFIG[stage].get("sensitivity")
+    if not sens:
+        return []
+    return [f"results/{stage}/sensitivity/{sensitivity_cell(stage)}/s{seed}.csv" for seed in sens["seeds"]]
+
+
+def sensitivity_selected(stage):
+    return [f"results/{stage}/selected/{sensitivity_cell(stage)}/OFMU.json"]
+
+
+def stage_labels(stage):
+    """Row order of a stage's tables: references, then methods and variants in config order."""
+    references = ["Retrain", "Original"] if stage == "vision" else ["Finetuned", "Retain"]
+    return references + list(SWEEPS[stage])
 
 
 def vision_targets():
     tables = [f"paper_tables/{VISION_TABLES[sc]}.{ext}" for sc in VISION["datasets"] for ext in TABLE_EXTS]
-    return tables + ["figures/fig6_vision_tradeoff.png", "figures/fig7_vision_ofmu_diagnostics.png"]
+    return tables + ["figures/fig6_vision_fronts.png", "figures/fig7_vision_ofmu_diagnostics.png"]
 
 
 # ---- LLM --------------------------------------------------------------------------------------------------
@@ -118,20 +183,22 @@ def llm_full_weights():
     return f"results/llm/models/full_s{LLM['model_seed']}/model.safetensors"
 
 
-def llm_run_files(suffix=".csv"):
-    return [f"results/llm/runs/{split}/{m}/{s}/s{seed}{suffix}" for split in LLM["splits"] for m, s in LLM_RUNS
-            for seed in LLM["seeds"]]
-
-
-def llm_reference_files(suffix=".csv"):
-    return [f"results/llm/runs/{split}/reference{suffix}" for split in LLM["splits"]]
-
-
 def llm_targets():
-    tables = [f"paper_tables/{t}.{ext}" for t in ["tab4_llm_tofu", "tab5_llm_hard_probes", "tab6_llm_ablation"]
-              for ext in TABLE_EXTS]
-    figures = ["fig8_llm_difficulty_vs_utility", "fig9_llm_fq_mu_tradeoff", "fig10_llm_ofmu_diagnostics"]
+    tables = [f"paper_tables/{t}.{ext}" for t in ["tab4_llm_tofu", "tab5_llm_hard_probes"] for ext in TABLE_EXTS]
+    figures = ["fig9_llm_fronts", "fig10_llm_ofmu_diagnostics"]
+    if LLM.get("sample_costs"):  # the Figure 1 analog: extended tier
+        figures.append("fig8_llm_difficulty_vs_utility")
     return tables + [f"figures/{f}.png" for f in figures]
+
+
+def comparison_targets():
+    """Per stage: the selected settings, the fronts' summary, the signal checks; OFMU's sensitivity."""
+    targets = [f"paper_tables/tab8_{stage}_selection.{ext}" for stage in UNLEARNING_STAGES for ext in TABLE_EXTS]
+    targets += [f"paper_tables/tab9_{stage}_fronts.{ext}" for stage in UNLEARNING_STAGES for ext in TABLE_EXTS]
+    targets += [f"results/{stage}/signal.json" for stage in UNLEARNING_STAGES]
+    if any(sensitivity_files(stage) for stage in UNLEARNING_STAGES):
+        targets += ["figures/fig12_ofmu_sensitivity.png", *expand("paper_tables/tab6_ofmu_sensitivity.{ext}", ext=TABLE_EXTS)]
+    return targets
 
 
 FIDELITY_TARGETS = ["figures/fig11_first_order_fidelity.png",
@@ -139,7 +206,9 @@ FIDELITY_TARGETS = ["figures/fig11_first_order_fidelity.png",
 
 
 def fidelity_runs():
-    return [f"results/{stage}/first_order_fidelity.csv" for stage in ("vision", "llm") if stage in config["stages"]]
+    """The first-order-vs-exact fidelity runs: only where the stage sets fidelity_iterations (extended tier)."""
+    return [f"results/{stage}/first_order_fidelity.csv" for stage in UNLEARNING_STAGES
+            if STAGE_CONFIG[stage].get("fidelity_iterations")]
 
 
 def all_targets():
@@ -150,4 +219,4 @@ def all_targets():
         targets += vision_targets()
     if "llm" in config["stages"]:
         targets += llm_targets()
-    return targets + ["paper_tables/provenance.json"]
+    return targets + comparison_targets() + ["paper_tables/provenance.json"]

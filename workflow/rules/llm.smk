@@ -1,10 +1,12 @@
 # LLM stage (TOFU protocol on a generated fictitious-author corpus): corpus + tokenizer -> full model and
-# retain-only models per split (cached) -> FQ references and the Finetuned / Retain rows per split -> one job
-# per (split, method, setting, seed) -> Table 1 analog, hard probes, ablation; Figure 1 analog (one job per
-# method), FQ-vs-MU trade-off, OFMU diagnostics. Each job's params hold only what it reads.
+# retain-only models per split (cached) -> FQ references and the Finetuned / Retain rows per split -> sweep +
+# selection (comparison.smk) -> one job per (split, method): its selected setting on every reported seed -> Table 1
+# analog, hard probes, fronts, OFMU diagnostics; Figure 1 analog (one job per method; extended tier). Each
+# job's params hold only what it reads.
 
 
 rule llm_corpus:
+    priority: 10  # the LLM chain is the default tier's critical path: start it first
     output:
         meta="results/llm/corpus/corpus.json",
     params:
@@ -20,6 +22,7 @@ rule llm_corpus:
 
 
 rule llm_train:
+    priority: 10  # the LLM chain is the default tier's critical path: start it first
     input:
         meta="results/llm/corpus/corpus.json",
     output:
@@ -40,6 +43,7 @@ rule llm_train:
 
 
 rule llm_fq_references:
+    priority: 10  # the LLM chain is the default tier's critical path: start it first
     input:
         meta="results/llm/corpus/corpus.json",
         retain=lambda w: llm_retain_weights(w.split),
@@ -59,6 +63,7 @@ rule llm_fq_references:
 
 
 rule llm_references:
+    priority: 10  # the LLM chain is the default tier's critical path: start it first
     input:
         meta="results/llm/corpus/corpus.json",
         full=llm_full_weights() if LLM else [],
@@ -84,23 +89,23 @@ rule llm_references:
 
 rule llm_run:
     input:
-        meta="results/llm/corpus/corpus.json",
-        full=llm_full_weights() if LLM else [],
-        refs="results/llm/references/{split}.json",
+        unpack(lambda w: reported_inputs("llm", w.split)),
+        selected="results/llm/selected/{split}/{label}.json",
     output:
-        rows="results/llm/runs/{split}/{method}/{setting}/s{seed}.csv",
-        samples="results/llm/runs/{split}/{method}/{setting}/s{seed}.samples.csv",
-        probes="results/llm/runs/{split}/{method}/{setting}/s{seed}.probes.csv",
-        diagnostics="results/llm/runs/{split}/{method}/{setting}/s{seed}.diagnostics.csv",
+        rows="results/llm/runs/{split}/{label}.csv",
+        samples="results/llm/runs/{split}/{label}.samples.csv",
+        probes="results/llm/runs/{split}/{label}.probes.csv",
+        diagnostics="results/llm/runs/{split}/{label}.diagnostics.csv",
     params:
         domain="llm",
         cfg=pick(LLM, *LLM_EVAL),
         budget=canonical(LLM.get("unlearn")),
-        settings=lambda w: LLM_RUNS[(w.method, w.setting)],
+        checkpoints=sorted(LLM.get("checkpoints", [1.0])),
+        seeds=LLM["seeds"],
     log:
-        "logs/llm/run_{split}_{method}_{setting}_s{seed}.log",
+        "logs/llm/run_{split}_{label}.log",
     benchmark:
-        "results/benchmarks/llm_run/{split}_{method}_{setting}_s{seed}.tsv"
+        "results/benchmarks/llm_run/{split}_{label}.tsv"
     conda:
         "../../environment.yml"
     threads: LLM.get("threads", 1)
@@ -116,7 +121,7 @@ rule llm_sample_costs:
         costs="results/llm/sample_costs/{method}.csv",
     params:
         cfg=canonical({"device": LLM["device"], "batch_size": LLM["unlearn"]["batch_size"],
-                       "sample_costs": {k: v for k, v in LLM["sample_costs"].items() if k != "methods"}}),
+                       "sample_costs": {k: v for k, v in (LLM.get("sample_costs") or {}).items() if k != "methods"}}),
         settings=lambda w: canonical(method_settings(w.method, "llm")),
     log:
         "logs/llm/sample_costs_{method}.log",
@@ -131,17 +136,17 @@ rule llm_sample_costs:
 
 rule llm_tables:
     input:
-        references=llm_reference_files(),
-        runs=llm_run_files(),
-        reference_probes=llm_reference_files(".probes.csv"),
-        probes=llm_run_files(".probes.csv"),
+        signal="results/llm/signal.json",
+        references=reference_files("llm"),
+        runs=run_files("llm"),
+        selected=selected_files("llm"),
+        reference_probes=[f.replace(".csv", ".probes.csv") for f in reference_files("llm")],
+        probes=run_files("llm", ".probes.csv"),
     output:
         tofu=expand("paper_tables/tab4_llm_tofu.{ext}", ext=TABLE_EXTS),
         probes=expand("paper_tables/tab5_llm_hard_probes.{ext}", ext=TABLE_EXTS),
-        ablation=expand("paper_tables/tab6_llm_ablation.{ext}", ext=TABLE_EXTS),
     params:
-        order=["Finetuned", "Retain", *[m if s == "default" else s for m, s in LLM_RUNS]],
-        variants=sorted(LLM.get("variants") or {}),
+        order=stage_labels("llm"),
     log:
         "logs/tables/llm_tables.log",
     conda:
@@ -152,13 +157,14 @@ rule llm_tables:
 
 rule llm_figures:
     input:
-        references=llm_reference_files(),
-        runs=llm_run_files(),
-        costs=expand("results/llm/sample_costs/{method}.csv", method=LLM["sample_costs"]["methods"]) if LLM else [],
-        diagnostics=llm_run_files(".diagnostics.csv"),
+        signal="results/llm/signal.json",
+        references=reference_files("llm"),
+        sweeps=sweep_files("llm"),
+        selected=selected_files("llm"),
+        runs=run_files("llm"),
+        diagnostics=run_files("llm", ".diagnostics.csv"),
     output:
-        difficulty="figures/fig8_llm_difficulty_vs_utility.png",
-        tradeoff="figures/fig9_llm_fq_mu_tradeoff.png",
+        fronts="figures/fig9_llm_fronts.png",
         diagnostics="figures/fig10_llm_ofmu_diagnostics.png",
     log:
         "logs/figures/llm_figures.log",
@@ -166,6 +172,19 @@ rule llm_figures:
         "../../environment.yml"
     script:
         "../scripts/llm_figures.py"
+
+
+rule llm_difficulty_figure:
+    input:
+        costs=expand("results/llm/sample_costs/{method}.csv", method=(LLM.get("sample_costs") or {}).get("methods", [])),
+    output:
+        "figures/fig8_llm_difficulty_vs_utility.png",
+    log:
+        "logs/figures/llm_difficulty.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/llm_difficulty_figure.py"
 
 
 rule llm_first_order_fidelity:
@@ -182,7 +201,7 @@ rule llm_first_order_fidelity:
         cfg=pick(LLM, *LLM_EVAL),
         settings=canonical(method_settings("OFMU", "llm")),
         batch_size=LLM["unlearn"]["batch_size"],
-        iterations=LLM.get("fidelity_iterations", 12),
+        iterations=LLM.get("fidelity_iterations"),
         problem=f"llm: {max(LLM['splits'])} (GPT-2)" if LLM else "",
     log:
         "logs/llm/first_order_fidelity.log",

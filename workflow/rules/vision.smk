@@ -1,5 +1,6 @@
-# Vision stage: Original (full training set) and Retrain (D_r only) cached as safetensors -> their reference
-# rows per (dataset, scenario, seed) -> one job per (dataset, scenario, method, setting, seed) -> tables
+# Vision stage: Original (training subset) and Retrain (D_r only) cached as safetensors per seed (the selection
+# seed and the reported ones) -> their reference rows per (dataset, scenario, seed) -> sweep + selection
+# (comparison.smk) -> one job per (dataset, scenario, method): its selected setting on every reported seed -> tables
 # (random, class-wise) and figures. Each job's params hold only what it reads: editing one method's file
 # reruns that method's jobs and what reads them; a model's training depends on its own settings only.
 
@@ -8,7 +9,7 @@ rule vision_original:
     output:
         "results/vision/models/{dataset}/original_s{seed}.safetensors",
     params:
-        cfg=vision_cfg("data_root", "data_cache", *VISION_MODEL, "train", train=True),
+        cfg=vision_cfg("data_root", "data_cache", "train_subset", *VISION_MODEL, "train", train=True),
     log:
         "logs/vision/original_{dataset}_s{seed}.log",
     benchmark:
@@ -58,19 +59,21 @@ rule vision_references:
 
 rule vision_run:
     input:
-        original="results/vision/models/{dataset}/original_s{seed}.safetensors",
+        unpack(lambda w: reported_inputs("vision", f"{w.dataset}/{w.scenario}")),
+        selected="results/vision/selected/{dataset}/{scenario}/{label}.json",
     output:
-        rows="results/vision/runs/{dataset}/{scenario}/{method}/{setting}/s{seed}.csv",
-        diagnostics="results/vision/runs/{dataset}/{scenario}/{method}/{setting}/s{seed}.diagnostics.csv",
+        rows="results/vision/runs/{dataset}/{scenario}/{label}.csv",
+        diagnostics="results/vision/runs/{dataset}/{scenario}/{label}.diagnostics.csv",
     params:
         domain="vision",
         cfg=vision_cfg(*VISION_DATA, *VISION_MODEL, *VISION_EVAL),
         budget=canonical(VISION.get("unlearn")),
-        settings=lambda w: VISION_RUNS[(w.method, w.setting)],
+        checkpoints=sorted(VISION.get("checkpoints", [1.0])),
+        seeds=VISION["seeds"],
     log:
-        "logs/vision/run_{dataset}_{scenario}_{method}_{setting}_s{seed}.log",
+        "logs/vision/run_{dataset}_{scenario}_{label}.log",
     benchmark:
-        "results/benchmarks/vision_run/{dataset}_{scenario}_{method}_{setting}_s{seed}.tsv"
+        "results/benchmarks/vision_run/{dataset}_{scenario}_{label}.tsv"
     conda:
         "../../environment.yml"
     threads: VISION.get("threads", 1)
@@ -80,13 +83,16 @@ rule vision_run:
 
 rule vision_table:
     input:
-        references=lambda w: vision_reference_files([SCENARIO_OF_TABLE[w.table]]),
-        runs=lambda w: vision_run_files(".csv", [SCENARIO_OF_TABLE[w.table]]),
+        signal="results/vision/signal.json",
+        references=lambda w: reference_files("vision"),
+        runs=lambda w: run_files("vision", cells=[c for c in CELLS["vision"] if c.endswith(SCENARIO_OF_TABLE[w.table])]),
+        selected=selected_files("vision"),
     output:
         expand("paper_tables/{{table}}.{ext}", ext=TABLE_EXTS),
     params:
         scenario=lambda w: SCENARIO_OF_TABLE[w.table],
-        order=["Retrain", "Original", *[m if s == "default" else s for m, s in VISION_RUNS]],
+        order=stage_labels("vision"),
+        seeds=VISION["seeds"],
     log:
         "logs/tables/{table}.log",
     wildcard_constraints:
@@ -99,11 +105,14 @@ rule vision_table:
 
 rule vision_figures:
     input:
-        references=vision_reference_files(),
-        runs=vision_run_files(".csv"),
-        diagnostics=vision_run_files(".diagnostics.csv"),
+        signal="results/vision/signal.json",
+        references=reference_files("vision"),
+        sweeps=sweep_files("vision"),
+        selected=selected_files("vision"),
+        runs=run_files("vision"),
+        diagnostics=run_files("vision", ".diagnostics.csv"),
     output:
-        tradeoff="figures/fig6_vision_tradeoff.png",
+        fronts="figures/fig6_vision_fronts.png",
         diagnostics="figures/fig7_vision_ofmu_diagnostics.png",
     log:
         "logs/figures/vision_figures.log",
@@ -125,7 +134,7 @@ rule vision_first_order_fidelity:
         cfg=vision_cfg(*VISION_DATA, *VISION_MODEL, *VISION_EVAL)(FIDELITY_CELL),
         settings=canonical(method_settings("OFMU", "vision")),
         batch_size=VISION["unlearn"]["batch_size"],
-        iterations=VISION["fidelity_iterations"],
+        iterations=VISION.get("fidelity_iterations"),
         problem=f"vision: {FIDELITY_CELL['dataset']} {FIDELITY_CELL['scenario']} ({VISION['model']})",
     log:
         "logs/vision/first_order_fidelity.log",

@@ -1,14 +1,18 @@
-"""Thin adapter: Figure 1 analog, FQ-vs-MU trade-off, OFMU diagnostics of the LLM stage."""
+"""Thin adapter: FQ-vs-MU trade-off fronts and OFMU's per-iteration diagnostics (LLM)."""
+import json
+from pathlib import Path
+
 from ofmu.logs import log_to
-from ofmu.plotting.llm import plot_difficulty
-from ofmu.plotting.unlearning import plot_ofmu_diagnostics, plot_tradeoff
+from ofmu.plotting.comparison import plot_fronts
+from ofmu.plotting.unlearning import plot_ofmu_diagnostics
 from ofmu.tables import read_results
 
 with log_to(snakemake.log[0]):
-    plot_difficulty(read_results(snakemake.input.costs), snakemake.output.difficulty)
-    frame = read_results([*snakemake.input.references, *snakemake.input.runs])
-    plot_tradeoff(frame, snakemake.output.tradeoff, ["split"], "model_utility", "forget_quality",
-                  "model utility (MU)", "forget quality (FQ, log)", target="Retain", start="Finetuned", ylog=True,
-                  title="FQ vs MU (mean ± std of MU over seeds); the goal is the Retain star: high on both")
-    plot_ofmu_diagnostics(read_results(snakemake.input.diagnostics), snakemake.output.diagnostics, ["split"],
-                          "OFMU diagnostics on the LLM stage")
+    inp = snakemake.input
+    selected = [json.loads(Path(f).read_text()) for f in inp.selected]
+    plot_fronts("llm", read_results(inp.sweeps), read_results(inp.runs), read_results(inp.references), selected,
+                ["split"], snakemake.output.fronts,
+                "LLM trade-off fronts: every grid point x checkpoint on the selection seed, each method's Pareto "
+                "front (line), its selected setting; best = top right (Retain's star)")
+    plot_ofmu_diagnostics(read_results(inp.diagnostics), snakemake.output.diagnostics, ["split"],
+                          "OFMU diagnostics on the LLM stage (selected setting, reported seeds)")

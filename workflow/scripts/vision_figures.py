@@ -1,12 +1,18 @@
-"""Thin adapter: UA-vs-RA trade-off per (dataset, scenario) and OFMU's per-iteration diagnostics."""
+"""Thin adapter: trade-off fronts per (dataset, scenario) and OFMU's per-iteration diagnostics (vision)."""
+import json
+from pathlib import Path
+
 from ofmu.logs import log_to
-from ofmu.plotting.unlearning import plot_ofmu_diagnostics, plot_tradeoff
+from ofmu.plotting.comparison import plot_fronts
+from ofmu.plotting.unlearning import plot_ofmu_diagnostics
 from ofmu.tables import read_results
 
 with log_to(snakemake.log[0]):
-    frame = read_results([*snakemake.input.references, *snakemake.input.runs])
-    plot_tradeoff(frame, snakemake.output.tradeoff, ["dataset", "scenario"], "RA", "UA", "RA: accuracy on D_r (%)",
-                  "UA: 1 - accuracy on D_f (%)", target="Retrain", start="Original", scale=100,
-                  title="Forgetting vs utility (mean ± std over seeds); the goal is the Retrain star")
-    plot_ofmu_diagnostics(read_results(snakemake.input.diagnostics), snakemake.output.diagnostics,
-                          ["dataset", "scenario"], "OFMU diagnostics on the vision stage")
+    inp = snakemake.input
+    selected = [json.loads(Path(f).read_text()) for f in inp.selected]
+    plot_fronts("vision", read_results(inp.sweeps), read_results(inp.runs), read_results(inp.references), selected,
+                ["dataset", "scenario"], snakemake.output.fronts,
+                "Vision trade-off fronts: every grid point x checkpoint on the selection seed, each method's Pareto "
+                "front (line), its selected setting; best = top left (Retrain's star)")
+    plot_ofmu_diagnostics(read_results(inp.diagnostics), snakemake.output.diagnostics, ["dataset", "scenario"],
+                          "OFMU diagnostics on the vision stage (selected setting, reported seeds)")

@@ -1,0 +1,221 @@
+"""The comparison of both stages: each method's setting selected on the selection seed, collapsed runs
+flagged, trade-off fronts and their one-number summary (shared/experiment-protocol.md sections 3-5).
+
+Fronts. Every (setting, checkpoint) of a method's sweep is a point with two coordinates, both maximized:
+    vision  x = -|UA - UA(Retrain)| (points): forgetting as much as Retrain, no more, no less
+            y = TA (%): the utility that matters to a user
+    LLM     x = log10 FQ: forget quality (a KS p-value, spans orders of magnitude)
+            y = MU: model utility
+The hypervolume of a front is measured against a fixed reference point, decided before any run: the start
+model (Original / Finetuned) in forgetting, and 90% of its utility (the LLM selection rule's floor). A front
+gets credit only for points that forget better than doing nothing while keeping 90% of the utility.
+
+A run is "collapsed" when its utility falls under half the start model's (vision TA, LLM MU): the tables
+count such seeds next to the mean instead of averaging them in silently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ofmu.tables import mean_std
+from ofmu.unlearning.fronts import SelectionRule, hypervolume, pareto_mask, select
+
+START = {"vision": "Original", "llm": "Finetuned"}
+TARGET = {"vision": "Retrain", "llm": "Retain"}
+UTILITY = {"vision": "TA", "llm": "model_utility"}
+UTILITY_FLOOR = 0.9  # of the start model's utility: the hypervolume's reference point
+COLLAPSE_FRACTION = 0.5  # utility under this share of the start model's: collapsed
+FQ_FLOOR = 1e-30  # FQ is a p-value; a 0 (underflow) is drawn and measured at this floor
+
+
+@dataclass(frozen=True)
+class Axes:
+    """How a stage's rows become front coordinates (both maximized) and how they are drawn."""
+
+    x_label: str
+    y_label: str
+    x_log: bool
+
+    def coords(self, stage: str, rows: pd.DataFrame, refs: Mapping[str, Mapping]) -> np.ndarray:
+        if stage == "vision":
+            x = -100 * (rows["UA"].astype(float) - float(refs["Retrain"]["UA"])).abs()
+            y = 100 * rows["TA"].astype(float)
+        else:
+            x = np.log10(rows["forget_quality"].astype(float).clip(lower=FQ_FLOOR))
+            y = rows["model_utility"].astype(float)
+        return np.column_stack([np.asarray(x, float), np.asarray(y, float)])
+
+    def shown(self, stage: str, coords: np.ndarray) -> np.ndarray:
+        """Coordinates as drawn: vision's x as the (positive) UA gap, the LLM's x as FQ itself."""
+        return np.column_stack([-coords[:, 0] if stage == "vision" else 10 ** coords[:, 0], coords[:, 1]])
+
+
+AXES = {
+    "vision": Axes("|UA - UA(Retrain)| (points; 0 = forgets like Retrain)", "TA: test accuracy (%)", False),
+    "llm": Axes("forget quality FQ (log; higher = closer to Retain)", "model utility MU", True),
+}
+
+
+def references_of(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """{label: metrics} of the reference rows of one cell (and, in vision, one seed)."""
+    refs = rows[rows["setting"] == "reference"]
+    return {r["label"]: r.to_dict() for _, r in refs.iterrows()}
+
+
+def reference_point(stage: str, refs: Mapping[str, Mapping]) -> tuple[float, float]:
+    """The hypervolume's reference: the start model's forgetting, 90% of its utility."""
+    x, y = AXES[stage].coords(stage, pd.DataFrame([refs[START[stage]]]), refs)[0]
+    return float(x), float(UTILITY_FLOOR * y)
+
+
+def collapsed(stage: str, rows: pd.DataFrame, refs: Mapping[str, Mapping]) -> pd.Series:
+    """True where a finished run's utility is under half the start model's."""
+    floor = COLLAPSE_FRACTION * float(refs[START[stage]][UTILITY[stage]])
+    return (rows["status"] == "ok") & (rows[UTILITY[stage]].astype(float) < floor)
+
+
+def with_gap(rows: pd.DataFrame, metrics) -> pd.DataFrame:
+    """Vision rows with Avg.Gap over ``metrics`` (those with signal) against their seed's Retrain row."""
+    from ofmu.vision.domain import with_avg_gap
+
+    return with_avg_gap(rows, metrics)
+
+
+# ---- selection -----------------------------------------------------------------------------------------------
+
+
+def select_setting(stage: str, sweep: pd.DataFrame, references: pd.DataFrame, rule: Mapping,
+                   signal: Mapping | None = None) -> dict[str, Any]:
+    """The selected (setting, checkpoint) of one method on one cell, from its selection-seed sweep rows and
+    that seed's reference rows only, by the config's ``rule``; with the reason and what was looked at."""
+    rule_ = SelectionRule.from_dict(rule)
+    seeds = sorted(set(sweep["seed"]) | (set(references["seed"]) if stage == "vision" else set()))
+    if len(seeds) != 1:
+        raise ValueError(f"the selection reads one seed (the selection seed) only; got rows of seeds {seeds}")
+    refs_rows = references
+    extra: dict[str, Any] = {}
+    if stage == "vision":
+        from ofmu.unlearning.signal import VISION_THRESHOLDS, gap_metrics
+
+        metrics = gap_metrics(references_of(references)["Original"], {**VISION_THRESHOLDS, **(signal or {})})
+        frame = with_gap(pd.concat([references, sweep], ignore_index=True), metrics)
+        sweep, refs_rows = frame[frame["setting"] != "reference"], frame[frame["setting"] == "reference"]
+        extra["gap_metrics"] = metrics
+    refs = references_of(refs_rows)
+    ok = sweep[sweep["status"] == "ok"]
+    if ok.empty:
+        raise ValueError(f"every grid point of {sweep['label'].iloc[0]} diverged on the selection seed; widen its grid "
+                         f"(config/methods/{sweep['method'].iloc[0]}.yaml) toward smaller learning rates")
+    index, reason = select(ok, rule_, refs)
+    row = ok.loc[index]
+    return {"label": row["label"], "method": row["method"], "setting": row["setting"],
+            "checkpoint": float(row["checkpoint"]), "settings": json.loads(row["hparams"]),
+            "seed": int(row["seed"]), "reason": reason, "value": float(row[rule_.metric]), "metric": rule_.metric,
+            "points": int(sweep["setting"].nunique()), "diverged_points": int(
+                sweep.groupby("setting")["status"].apply(lambda s: (s != "ok").all()).sum()), **extra}
+
+
+def at_selected(runs: pd.DataFrame, selected: list[Mapping]) -> pd.DataFrame:
+    """The reported runs' rows at each method's selected checkpoint."""
+    keep = pd.Series(False, index=runs.index)
+    for s in selected:
+        keep |= (runs["label"] == s["label"]) & (runs["checkpoint"].astype(float) == float(s["checkpoint"])) & \
+                _cell_mask(runs, s.get("cell", {}))
+    return runs[keep]
+
+
+def _cell_mask(frame: pd.DataFrame, cell: Mapping) -> pd.Series:
+    mask = pd.Series(True, index=frame.index)
+    for key, value in cell.items():
+        mask &= frame[key] == value
+    return mask
+
+
+def selection_table(selected: list[Mapping], cell_keys: list[str], percent: bool = False) -> pd.DataFrame:
+    """One row per (cell, method): the selected setting and checkpoint, the rule's metric there (in % with
+    ``percent``: vision's fractions), the grid's size and its diverged points, the rule."""
+    rows = [{**{k: s["cell"][k] for k in cell_keys}, "method": s["label"], "selected setting": s["setting"],
+             "checkpoint": s["checkpoint"],
+             (f"{s['metric']} (%)" if percent else s["metric"]): f"{100 * s['value']:.2f}" if percent else f"{s['value']:.3g}",
+             "grid points": s["points"],
+             "diverged points": s["diverged_points"], "rule": s["reason"]} for s in selected]
+    return pd.DataFrame(rows)
+
+
+# ---- fronts ----------------------------------------------------------------------------------------------------
+
+
+def front(stage: str, rows: pd.DataFrame, refs: Mapping[str, Mapping]) -> tuple[np.ndarray, np.ndarray]:
+    """(coordinates of every finished row, mask of its Pareto front)."""
+    ok = rows[rows["status"] == "ok"]
+    coords = AXES[stage].coords(stage, ok, refs) if len(ok) else np.zeros((0, 2))
+    return coords, (pareto_mask(coords) if len(coords) else np.zeros(0, dtype=bool))
+
+
+def dominated_share(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of the points ``b`` that some point of ``a`` weakly dominates (both coordinates maximized)."""
+    if not len(b):
+        return float("nan")
+    if not len(a):
+        return 0.0
+    return float(np.mean([np.any(np.all(a >= p, axis=1)) for p in b]))
+
+
+def fronts_table(stage: str, sweeps: pd.DataFrame, runs: pd.DataFrame, references: pd.DataFrame,
+                 selected: list[Mapping], cell_keys: list[str], order: list[str], subject: str = "OFMU") -> pd.DataFrame:
+    """Per cell and method: the hypervolume of its selection-seed front, the hypervolume of its selected
+    setting's checkpoints on each reported seed (mean ± std), and how much of its front ``subject``'s
+    front dominates (and the reverse)."""
+    out = []
+    for cell, sw in sweeps.groupby(cell_keys, sort=True):
+        cell = dict(zip(cell_keys, cell if isinstance(cell, tuple) else (cell,)))
+        sel_seed = int(sw["seed"].iloc[0])
+        cell_refs = references[_cell_mask(references, cell)]
+        seed_refs = lambda s: references_of(cell_refs[cell_refs["seed"] == s] if stage == "vision"  # noqa: E731
+                                            else cell_refs)
+        refs = seed_refs(sel_seed)
+        ref_point = reference_point(stage, refs)
+        fronts = {label: front(stage, sw[sw["label"] == label], refs) for label in order if label in set(sw["label"])}
+        subject_front = fronts[subject][0][fronts[subject][1]] if subject in fronts else np.zeros((0, 2))
+        cell_runs = runs[_cell_mask(runs, cell)]
+        for label, (coords, mask) in fronts.items():
+            sel = next(s for s in selected if s["label"] == label and all(s["cell"][k] == cell[k] for k in cell_keys))
+            per_seed = []
+            for seed, r in cell_runs[(cell_runs["label"] == label) & (cell_runs["setting"] == sel["setting"])].groupby("seed"):
+                c, _ = front(stage, r, seed_refs(seed))
+                per_seed.append(hypervolume(c, reference_point(stage, seed_refs(seed))))
+            row = {**cell, "method": label, "front points": int(mask.sum()), "grid points x checkpoints": len(coords),
+                   "HV (selection seed)": round(hypervolume(coords, ref_point), 4),
+                   "HV of selected setting (reported seeds)": mean_std(per_seed, 4) if per_seed else "-"}
+            if label != subject and subject in fronts:
+                row[f"share dominated by {subject}"] = round(dominated_share(subject_front, coords[mask]), 2)
+                row[f"share of {subject} dominated"] = round(dominated_share(coords[mask], subject_front), 2)
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def sensitivity_table(stage: str, rows: pd.DataFrame, references: pd.DataFrame, selected: Mapping) -> pd.DataFrame:
+    """Per variation of OFMU's selected setting: the front coordinates as drawn (vision |UA - UA(Retrain)|
+    and TA in %, LLM FQ and MU; mean ± std over seeds) and the count of diverged and collapsed seeds."""
+    spec = AXES[stage]
+    references = references[_cell_mask(references, selected["cell"])]
+    out = []
+    for setting, g in rows.groupby("setting", sort=False):
+        xs, ys, n_collapsed = [], [], 0
+        for seed, r in g[g["status"] == "ok"].groupby("seed"):
+            refs = references_of(references[references["seed"] == seed] if stage == "vision" else references)
+            xy = spec.shown(stage, spec.coords(stage, r, refs))[0]
+            xs.append(xy[0])
+            ys.append(xy[1])
+            n_collapsed += int(collapsed(stage, r, refs).sum())
+        x = (f"{np.mean(xs):.2g}" if stage == "llm" else mean_std(xs, 2)) if xs else "-"
+        out.append({"stage": stage, "cell": "/".join(str(v) for v in selected["cell"].values()), "OFMU setting": setting,
+                    "forgetting (x)": x, "utility (y)": mean_std(ys, 3 if stage == "llm" else 2) if ys else "-",
+                    "seeds": g["seed"].nunique(), "diverged": int((g["status"] != "ok").sum()), "collapsed": n_collapsed})
+    return pd.DataFrame(out)

@@ -1,0 +1,85 @@
+"""Can the setup tell "forgotten" from "not forgotten"? The checks the pipeline runs on the reference rows
+before any table is written (shared/experiment-protocol.md section 2), with the setting to change when not.
+
+* vision, random forgetting: the Original memorizes D_f: UA(Retrain) - UA(Original) >= ``min_ua_gap``
+  (mean over the cell's seeds), else the Original never learned D_f better than unseen data and doing
+  nothing already "forgets";
+* vision, MIA: the attack's feature separates D_r from test data on the Original (MIA-AUC >=
+  ``min_mia_auc``), else MIA-Efficacy is reported as "no signal" and left out of Avg. Gap. This decision
+  is taken on the selection seed alone (``gap_metrics``), because the selection uses Avg. Gap;
+* LLM: FQ(Finetuned) < ``max_fq_finetuned`` and FQ(Retain) > ``min_fq_retain`` on every split (else the
+  KS test cannot tell the two apart on that split). The step counts are checked by the dry run
+  (``ofmu.plan``), from the config alone.
+
+Each check returns the numbers it looked at (written to ``results/<stage>/signal.json`` and the README)
+and raises ``SignalError`` naming the setting to change.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pandas as pd
+
+from ofmu.vision.metrics import GAP_METRICS
+
+VISION_THRESHOLDS = {"min_ua_gap": 0.05, "min_mia_auc": 0.6}
+LLM_THRESHOLDS = {"max_fq_finetuned": 0.01, "min_fq_retain": 0.01}
+
+
+class SignalError(RuntimeError):
+    """The setup cannot separate forgotten from not forgotten; the message names the setting to change."""
+
+
+def _ref(frame: pd.DataFrame, label: str) -> pd.DataFrame:
+    return frame[(frame["label"] == label) & (frame["setting"] == "reference")]
+
+
+def gap_metrics(original: Mapping[str, float], thresholds: Mapping[str, float] = VISION_THRESHOLDS) -> list[str]:
+    """The metrics of Avg. Gap for a cell, from its Original's row on the selection seed: MIA-Efficacy only
+    when the attack separates members from non-members there."""
+    keep_mia = float(original["MIA-AUC"]) >= thresholds["min_mia_auc"]
+    return [m for m in GAP_METRICS if m != "MIA-Efficacy" or keep_mia]
+
+
+def vision_signal(references: pd.DataFrame, selection_seed: int,
+                  thresholds: Mapping[str, float] = VISION_THRESHOLDS) -> dict[str, Any]:
+    """Per (dataset, scenario): UA gap and MIA-AUC per seed; raises SignalError when a random-forgetting cell
+    has no memorization signal."""
+    cells, errors = [], []
+    for (dataset, scenario), rows in references.groupby(["dataset", "scenario"], sort=True):
+        orig = _ref(rows, "Original").set_index("seed")
+        retrain = _ref(rows, "Retrain").set_index("seed")
+        gap = (retrain["UA"] - orig["UA"]).sort_index()
+        if selection_seed not in orig.index:
+            raise SignalError(f"vision {dataset} {scenario}: no Original row for the selection seed {selection_seed}")
+        cell = {"dataset": dataset, "scenario": scenario, "ua_gap": {int(s): float(v) for s, v in gap.items()},
+                "ua_gap_mean": float(gap.mean()),
+                "mia_auc_original": {int(s): float(v) for s, v in orig["MIA-AUC"].sort_index().items()},
+                "gap_metrics": gap_metrics(orig.loc[selection_seed], thresholds)}
+        cells.append(cell)
+        if scenario == "random" and not gap.mean() >= thresholds["min_ua_gap"]:
+            errors.append(f"vision {dataset} random forgetting: UA(Retrain) - UA(Original) = {100 * gap.mean():.1f} "
+                          f"points (mean over seeds {sorted(gap.index.tolist())}) < {100 * thresholds['min_ua_gap']:.0f}: "
+                          f"the Original does not memorize D_f, so no method can be ranked. Train it on fewer "
+                          f"images (vision.train_subset) or longer (vision.train.epochs)")
+    if errors:
+        raise SignalError("no signal:\n  - " + "\n  - ".join(errors))
+    return {"thresholds": dict(thresholds), "cells": cells}
+
+
+def llm_signal(references: pd.DataFrame, thresholds: Mapping[str, float] = LLM_THRESHOLDS) -> dict[str, Any]:
+    """Per split: FQ of Finetuned and Retain; raises SignalError when a split cannot separate them."""
+    splits, errors = [], []
+    for split, rows in references.groupby("split", sort=True):
+        fq_f = float(_ref(rows, "Finetuned")["forget_quality"].iloc[0])
+        fq_r = float(_ref(rows, "Retain")["forget_quality"].iloc[0])
+        splits.append({"split": split, "fq_finetuned": fq_f, "fq_retain": fq_r})
+        if not (fq_f < thresholds["max_fq_finetuned"] and fq_r > thresholds["min_fq_retain"]):
+            errors.append(f"llm {split}: FQ(Finetuned) = {fq_f:.3g}, FQ(Retain) = {fq_r:.3g}; the split needs "
+                          f"FQ(Finetuned) < {thresholds['max_fq_finetuned']} < FQ(Retain) for the KS test to tell "
+                          f"them apart. Drop it from llm.splits or enlarge it (llm.corpus.n_authors)")
+    if errors:
+        raise SignalError("no signal:\n  - " + "\n  - ".join(errors))
+    return {"thresholds": dict(thresholds), "splits": splits}
+
