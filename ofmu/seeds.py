@@ -1,7 +1,7 @@
 """Seeds of a run: one run seed, independent random streams derived from it by name.
 
 Each stream (model init, batch order of D_f and D_r, the method's own randomness, the MIA's subsample,
-IdkDPO's "I don't know" answers, the vision training subset) gets its own seed through numpy's SeedSequence, so changing how one
+IdkDPO's "I don't know" answers, the vision training and test subsets) gets its own seed through numpy's SeedSequence, so changing how one
 component draws never shifts another component's stream. Both domains use these names.
 """
 
@@ -12,7 +12,7 @@ import contextlib
 import numpy as np
 import torch
 
-STREAMS = {"model": 0, "forget_loader": 1, "retain_loader": 2, "method": 3, "mia": 4, "idk": 5, "train_subset": 6}
+STREAMS = {"model": 0, "forget_loader": 1, "retain_loader": 2, "method": 3, "mia": 4, "idk": 5, "train_subset": 6, "test_subset": 7}
 
 
 def derive_seed(seed: int, stream: str) -> int:

@@ -105,14 +105,18 @@ def plot_sensitivity(frames: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], pa
             xy = spec.shown(stage, spec.coords(stage, r, _refs_for(stage, references, cell, seed)))[0]
             points.append({"setting": setting, "x": xy[0], "y": xy[1]})
         points = pd.DataFrame(points, columns=["setting", "x", "y"])
+        labels: dict[tuple, list[str]] = {}  # variations that land on the same point share one label
         for setting, g in points.groupby("setting", sort=False):
             selected = setting == "selected"
             n = len(g)
-            ax.errorbar(g["x"].mean(), g["y"].mean(), xerr=g["x"].std(ddof=1) if n > 1 else None,
+            xy = (g["x"].mean(), g["y"].mean())
+            ax.errorbar(*xy, xerr=g["x"].std(ddof=1) if n > 1 else None,
                         yerr=g["y"].std(ddof=1) if n > 1 else None, fmt="o", ms=7 if selected else 5,
                         color=style.colour("OFMU") if selected else "#555555", capsize=2, lw=0.8,
                         mec="black" if selected else None)
-            ax.annotate(setting, (g["x"].mean(), g["y"].mean()), textcoords="offset points", xytext=(4, 3), fontsize=6.5)
+            labels.setdefault(tuple(float(f"{v:.3g}") for v in xy), []).append(setting)
+        for xy, names in labels.items():
+            ax.annotate(", ".join(names), xy, textcoords="offset points", xytext=(4, 3), fontsize=6.5)
         diverged = rows[rows["status"] != "ok"]["setting"].unique()
         seeds = sorted(int(s) for s in rows["seed"].unique())
         _reference_markers(ax, stage, _refs_for(stage, references, cell, seeds[0]), f"seed {seeds[0]}")

@@ -130,20 +130,28 @@ def unlearn(model: nn.Module, data: ImageData, split: ForgetSplit, method: str, 
 def evaluate(model: nn.Module, data: ImageData, split: ForgetSplit, seed: int = 0, device: str | torch.device = "cpu",
              reference: dict[str, float] | None = None, wall_seconds: float | None = None,
              mia_max_samples: int | None = None, batch_size: int = 128,
-             retain_max_samples: int | None = None, names: tuple[str, ...] | None = None) -> dict[str, float]:
+             retain_max_samples: int | None = None, names: tuple[str, ...] | None = None,
+             test_max_samples: int | None = None) -> dict[str, float]:
     """UA, RA, TA, MIA-Efficacy (+ Avg.Gap with ``reference``, + RTE with ``wall_seconds``) as fractions.
 
     ``retain_max_samples`` evaluates RA (and the MIA's member side) on a seeded subset of D_r, the same
     subset for every method of a run: D_r is 90% of the training set and dominates evaluation time.
     Class-wise forgetting (``split.scenario`` "class") leaves the forgotten class's test images out of TA
-    and of the MIA's non-members (SalUn's protocol): TA then measures what should be kept. ``names``: the
-    metrics (default: UA, RA, TA, MIA-Efficacy, plus Avg.Gap / RTE when their inputs are given).
+    and of the MIA's non-members (SalUn's protocol): TA then measures what should be kept.
+    ``test_max_samples``: TA (and the MIA's non-members) on one fixed random subset of those test images,
+    the same for every model, seed and method. ``names``: the metrics (default: UA, RA, TA, MIA-Efficacy,
+    plus Avg.Gap / RTE when their inputs are given).
     """
     model = model.to(device)
     f, r = torch.as_tensor(split.forget), torch.as_tensor(split.retain)
     test = torch.ones(len(data.test_y), dtype=torch.bool)
     if split.scenario == "class":
         test = ~torch.isin(data.test_y, torch.unique(data.train_y[f]))
+    test = torch.nonzero(test).flatten()
+    if test_max_samples is not None and len(test) > test_max_samples:
+        # one fixed subset of the test set for every model, seed and method (paired comparisons)
+        g = torch.Generator().manual_seed(derive_seed(0, "test_subset"))
+        test = test[torch.randperm(len(test), generator=g)[:test_max_samples]].sort().values
     if retain_max_samples is not None and len(r) > retain_max_samples:
         g = torch.Generator().manual_seed(derive_seed(seed, "mia"))
         r = r[torch.randperm(len(r), generator=g)[:retain_max_samples]]

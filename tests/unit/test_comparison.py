@@ -242,3 +242,18 @@ def test_classwise_ta_leaves_the_forgotten_class_out():
         (pred == data.test_y).float().mean().item(), abs=1e-6)
     random = V.evaluate(model, data, V.forget_split(data, "random", 0), seed=0, names=("TA",))
     assert random["TA"] == pytest.approx((pred == data.test_y).float().mean().item(), abs=1e-6)
+
+
+def test_ta_on_a_fixed_test_subset_by_hand():
+    from ofmu.seeds import derive_seed
+    from ofmu.vision import api as V
+
+    data = V.load_data("digits")
+    model = V.new_model(data, "small_cnn", 0, width=4).eval()
+    with torch.no_grad():
+        pred = model(data.test_x).argmax(1)
+    keep = torch.randperm(len(data.test_y), generator=torch.Generator().manual_seed(derive_seed(0, "test_subset")))[:100]
+    hand = (pred[keep] == data.test_y[keep]).float().mean().item()
+    for seed in (0, 1):  # the same subset whatever the run seed
+        split = V.forget_split(data, "random", seed)
+        assert V.evaluate(model, data, split, seed=seed, names=("TA",), test_max_samples=100)["TA"] == pytest.approx(hand, abs=1e-6)

@@ -56,7 +56,7 @@ def theory_targets():
 # ---- vision: what each job reads of the stage config ------------------------------------------------------
 VISION_DATA = ("data_root", "data_cache", "train_subset", "forget_fraction", "forget_class")
 VISION_MODEL = ("model", "model_kwargs", "device")
-VISION_EVAL = ("mia_max_samples", "retain_eval_samples")
+VISION_EVAL = ("mia_max_samples", "retain_eval_samples", "test_eval_samples")
 # the Original and Retrain models are trained by the Retrain method: its file's settings are theirs too
 RETRAIN_SETTINGS = canonical(method_settings("Retrain", "vision")) if "vision" in config["stages"] else {}
 
