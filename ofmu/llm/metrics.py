@@ -56,10 +56,14 @@ def truth_ratio_true_better(tr: np.ndarray) -> float:
 
 
 def normalized_probability(correct_nll: np.ndarray, wrong_nll: np.ndarray) -> np.ndarray:
-    """P(correct) / (P(correct) + sum_k P(wrong_k)), per sample (real_authors / world_facts)."""
-    pc = probability(correct_nll)
-    pw = probability(wrong_nll).sum(axis=1)
-    return pc / (pc + pw)
+    """P(correct) / (P(correct) + sum_k P(wrong_k)), per sample (real_authors / world_facts); computed as a
+    softmax over the log-probabilities, so a collapsed model whose probabilities all underflow to 0 gets
+    its ratio (not 0 / 0 = NaN)."""
+    from scipy.special import logsumexp
+
+    correct = -np.asarray(correct_nll, dtype=float)
+    options = np.concatenate([correct[:, None], -np.asarray(wrong_nll, dtype=float)], axis=1)
+    return np.exp(correct - logsumexp(options, axis=1))
 
 
 _ROUGE = None
@@ -93,8 +97,12 @@ def model_utility(values: dict[str, float]) -> float:
     if missing:
         raise KeyError(f"model_utility needs {list(MU_KEYS)}; missing {missing}")
     xs = np.array([values[k] for k in MU_KEYS], dtype=float)
-    if np.any(xs < 0) or not np.all(np.isfinite(xs)):
-        raise ValueError(f"model utility inputs must be finite and >= 0; got {dict(zip(MU_KEYS, xs))}")
+    if np.any(xs < 0):
+        raise ValueError(f"model utility inputs must be >= 0; got {dict(zip(MU_KEYS, xs))}")
+    if not np.all(np.isfinite(xs)):  # a model whose outputs are not numbers any more: the run diverged
+        from ofmu.core.ofmu import NonFiniteError
+
+        raise NonFiniteError(f"model utility inputs must be finite; got {dict(zip(MU_KEYS, xs))}")
     # a zero component makes the harmonic mean 0 (scipy warns on zeros; state it explicitly)
     return 0.0 if np.any(xs == 0) else float(hmean(xs))
 

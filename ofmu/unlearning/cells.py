@@ -198,7 +198,11 @@ def run_method(domain: Domain, run: Run, epochs: float, batch_size: int, device:
         model.load_state_dict(state)
         model.eval()
         # per-item tables only where asked: domain.evaluate may skip them (the LLM's probes cost as much again)
-        rows.append(_evaluated(domain, model, at, tables, None if fraction == detail_at else {"detail": False}))
+        try:
+            rows.append(_evaluated(domain, model, at, tables, None if fraction == detail_at else {"detail": False}))
+        except NonFiniteError as err:  # finite weights, non-finite outputs: diverged all the same
+            print(f"{run.label} {run.setting} at {fraction}: evaluation not finite: {err}")
+            rows.append({**at, "status": "diverged"})
     return _result(domain, rows, tables)
 
 

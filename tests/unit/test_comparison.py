@@ -257,3 +257,37 @@ def test_ta_on_a_fixed_test_subset_by_hand():
     for seed in (0, 1):  # the same subset whatever the run seed
         split = V.forget_split(data, "random", seed)
         assert V.evaluate(model, data, split, seed=seed, names=("TA",), test_max_samples=100)["TA"] == pytest.approx(hand, abs=1e-6)
+
+
+def test_a_model_whose_outputs_are_not_finite_is_a_diverged_row():
+    """Finite weights, non-finite evaluation (a collapsed LLM's MU): that checkpoint is 'diverged', the run goes on."""
+    from ofmu.core.ofmu import NonFiniteError
+    from ofmu.unlearning.cells import Domain, Evaluation, Run, run_method
+
+    model, forget, retain, task = _tiny_problem()
+
+    class Tiny(Domain):
+        name, cell_keys, metric_columns = "tiny", (), ("acc",)
+        calls = 0
+
+        def cell(self):
+            return {}
+
+        def start_model(self):
+            return model
+
+        def task(self):
+            return task
+
+        def loaders(self, seed, batch_size):
+            return _tiny_problem()[1:3]
+
+        def evaluate(self, m, detail=True):
+            Tiny.calls += 1
+            if Tiny.calls == 2:
+                raise NonFiniteError("MU inputs not finite")
+            return Evaluation({"acc": 0.5})
+
+    rows = run_method(Tiny(), Run("GradDiff", make_method("GradDiff", "vision").hparams, 0), epochs=2, batch_size=8,
+                      checkpoints=(0.25, 0.5, 1.0)).rows
+    assert rows["status"].tolist() == ["ok", "diverged", "ok"] and rows["checkpoint"].tolist() == [0.25, 0.5, 1.0]

@@ -159,3 +159,12 @@ def test_greedy_answers_with_left_padding_match_one_by_one_generation():
     batched = M.greedy_answers(model, tok, qs, max_new_tokens=6, batch_size=2)
     single = [M.greedy_answers(model, tok, [q], max_new_tokens=6)[0] for q in qs]
     assert batched == single
+
+
+def test_normalized_probability_survives_underflow():
+    """A collapsed model: every option's probability underflows to 0; the ratio is still a softmax, by hand."""
+    from ofmu.llm.metrics import normalized_probability
+
+    got = normalized_probability(np.array([1.0, 800.0]), np.array([[2.0, 3.0], [801.0, 802.0]]))
+    hand = np.exp(-1) / (np.exp(-1) + np.exp(-2) + np.exp(-3))  # the second row is the first shifted by 799 nats
+    np.testing.assert_allclose(got, [hand, hand], rtol=1e-12)
