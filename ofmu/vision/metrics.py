@@ -81,7 +81,12 @@ def predict(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: str | to
             conf.append(probs.gather(1, yb[:, None]).squeeze(1).cpu())
     finally:
         model.train(was_training)
-    return SetPredictions(torch.cat(correct).numpy(), torch.cat(conf).numpy())
+    conf = torch.cat(conf).numpy()
+    if not np.all(np.isfinite(conf)):  # finite weights whose outputs overflow: the run diverged all the same
+        from ofmu.core.ofmu import NonFiniteError
+
+        raise NonFiniteError(f"{int((~np.isfinite(conf)).sum())} of {len(conf)} confidences are not finite")
+    return SetPredictions(torch.cat(correct).numpy(), conf)
 
 
 def accuracy(p: SetPredictions) -> float:

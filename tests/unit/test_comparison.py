@@ -291,3 +291,15 @@ def test_a_model_whose_outputs_are_not_finite_is_a_diverged_row():
     rows = run_method(Tiny(), Run("GradDiff", make_method("GradDiff", "vision").hparams, 0), epochs=2, batch_size=8,
                       checkpoints=(0.25, 0.5, 1.0)).rows
     assert rows["status"].tolist() == ["ok", "diverged", "ok"] and rows["checkpoint"].tolist() == [0.25, 0.5, 1.0]
+
+
+def test_vision_outputs_that_overflow_raise_non_finite():
+    """Finite weights, outputs that overflow to NaN: predict says so (the runner then writes a diverged row)."""
+    from ofmu.core.ofmu import NonFiniteError
+    from ofmu.vision.metrics import predict
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    with torch.no_grad():
+        model[1].weight.fill_(3e38)  # finite, but x @ W overflows to inf and softmax to NaN
+    with pytest.raises(NonFiniteError, match="not finite"):
+        predict(model, torch.ones(5, 4), torch.zeros(5, dtype=torch.long))
