@@ -95,7 +95,7 @@ def plot_sensitivity(frames: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], pa
     """One panel per stage: OFMU's one-at-a-time variations around its selected setting (mean ± std over
     the seeds run), each labelled by the setting it changes; the selected setting, target and start marked."""
     stages = [s for s, (rows, _) in frames.items() if len(rows)]
-    fig, axes = style.new_figure(len(stages), size=(6.0 * len(stages), 4.6))
+    fig, axes = style.new_figure(len(stages), size=(7.6 * len(stages), 4.6))
     for ax, stage in zip(axes, stages):
         rows, references = frames[stage]
         spec = AXES[stage]
@@ -105,18 +105,15 @@ def plot_sensitivity(frames: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], pa
             xy = spec.shown(stage, spec.coords(stage, r, _refs_for(stage, references, cell, seed)))[0]
             points.append({"setting": setting, "x": xy[0], "y": xy[1]})
         points = pd.DataFrame(points, columns=["setting", "x", "y"])
-        labels: dict[tuple, list[str]] = {}  # variations that land on the same point share one label
-        for setting, g in points.groupby("setting", sort=False):
+        # one marker and colour per variation, named in the legend (labels next to the points overlapped)
+        markers = "os^vD<>ph*"
+        for i, (setting, g) in enumerate(points.groupby("setting", sort=False)):
             selected = setting == "selected"
             n = len(g)
-            xy = (g["x"].mean(), g["y"].mean())
-            ax.errorbar(*xy, xerr=g["x"].std(ddof=1) if n > 1 else None,
-                        yerr=g["y"].std(ddof=1) if n > 1 else None, fmt="o", ms=7 if selected else 5,
-                        color=style.colour("OFMU") if selected else "#555555", capsize=2, lw=0.8,
-                        mec="black" if selected else None)
-            labels.setdefault(tuple(float(f"{v:.3g}") for v in xy), []).append(setting)
-        for xy, names in labels.items():
-            ax.annotate(", ".join(names), xy, textcoords="offset points", xytext=(4, 3), fontsize=6.5)
+            ax.errorbar(g["x"].mean(), g["y"].mean(), xerr=g["x"].std(ddof=1) if n > 1 else None,
+                        yerr=g["y"].std(ddof=1) if n > 1 else None, fmt=markers[i % len(markers)],
+                        ms=9 if selected else 6, color=style.colour("OFMU") if selected else f"C{i % 10}",
+                        capsize=2, lw=0.8, mec="black" if selected else None, alpha=0.85, label=setting)
         diverged = rows[rows["status"] != "ok"]["setting"].unique()
         seeds = sorted(int(s) for s in rows["seed"].unique())
         _reference_markers(ax, stage, _refs_for(stage, references, cell, seeds[0]), f"seed {seeds[0]}")
@@ -127,7 +124,7 @@ def plot_sensitivity(frames: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], pa
         ax.set_xlabel(spec.x_label, fontsize=8)
         ax.set_ylabel(spec.y_label, fontsize=8)
         ax.grid(alpha=0.3, lw=0.4, which="both")
-        ax.legend(fontsize=7, loc="best", frameon=False)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     style.save(fig, path, tight=False)

@@ -12,7 +12,7 @@ with log_to(snakemake.log[0]):
     selected = [json.loads(Path(f).read_text()) for f in inp.selected]
     plot_fronts("llm", read_results(inp.sweeps), read_results(inp.runs), read_results(inp.references), selected,
                 ["split"], snakemake.output.fronts,
-                "LLM trade-off fronts: every grid point x checkpoint on the selection seed, each method's Pareto "
+                "LLM trade-off fronts: every grid point x checkpoint on the selection seed,\neach method's Pareto "
                 "front (line), its selected setting; best = top right (Retain's star)")
     plot_ofmu_diagnostics(read_results(inp.diagnostics), snakemake.output.diagnostics, ["split"],
                           "OFMU diagnostics on the LLM stage (selected setting, reported seeds)")

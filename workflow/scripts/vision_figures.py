@@ -13,6 +13,6 @@ with log_to(snakemake.log[0]):
     plot_fronts("vision", read_results(inp.sweeps), read_results(inp.runs), read_results(inp.references), selected,
                 ["dataset", "scenario"], snakemake.output.fronts,
                 "Vision trade-off fronts: every grid point x checkpoint on the selection seed, each method's Pareto "
-                "front (line), its selected setting; best = top left (Retrain's star)")
+                "front (line), its selected setting;\nbest = top left (Retrain's star)")
     plot_ofmu_diagnostics(read_results(inp.diagnostics), snakemake.output.diagnostics, ["dataset", "scenario"],
                           "OFMU diagnostics on the vision stage (selected setting, reported seeds)")
