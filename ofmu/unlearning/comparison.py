@@ -80,13 +80,6 @@ def collapsed(stage: str, rows: pd.DataFrame, refs: Mapping[str, Mapping]) -> pd
     return (rows["status"] == "ok") & (rows[UTILITY[stage]].astype(float) < floor)
 
 
-def with_gap(rows: pd.DataFrame, metrics) -> pd.DataFrame:
-    """Vision rows with Avg.Gap over ``metrics`` (those with signal) against their seed's Retrain row."""
-    from ofmu.vision.domain import with_avg_gap
-
-    return with_avg_gap(rows, metrics)
-
-
 # ---- selection -----------------------------------------------------------------------------------------------
 
 
@@ -102,9 +95,11 @@ def select_setting(stage: str, sweep: pd.DataFrame, references: pd.DataFrame, ru
     extra: dict[str, Any] = {}
     if stage == "vision":
         from ofmu.unlearning.signal import VISION_THRESHOLDS, gap_metrics
+        from ofmu.vision.domain import with_avg_gap
 
+        # Avg.Gap over the metrics with signal (decided on this seed's Original), against this seed's Retrain
         metrics = gap_metrics(references_of(references)["Original"], {**VISION_THRESHOLDS, **(signal or {})})
-        frame = with_gap(pd.concat([references, sweep], ignore_index=True), metrics)
+        frame = with_avg_gap(pd.concat([references, sweep], ignore_index=True), metrics)
         sweep, refs_rows = frame[frame["setting"] != "reference"], frame[frame["setting"] == "reference"]
         extra["gap_metrics"] = metrics
     refs = references_of(refs_rows)
