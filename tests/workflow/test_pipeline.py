@@ -212,7 +212,7 @@ def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_p
     sweep = work / "results" / "vision" / "sweeps" / "digits" / "random" / "GA.csv"
     os.utime(sweep, (sweep.stat().st_atime, sweep.stat().st_mtime + 7200))
     jobs = [j for j in _planned_jobs(_snakemake(work, "-n", config=smoke_file)) if j.startswith("select")]
-    assert jobs == ["select cell=digits/random, label=GA, stage=vision"], jobs
+    assert jobs == ["select stage=vision, cell=digits/random, label=GA"], jobs
     assert _snakemake(work, "--touch", config=smoke_file).returncode == 0  # back to up to date
 
     # jobs at the grain of the work: reordered keys rerun nothing; one edited method file reruns that method's
