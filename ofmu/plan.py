@@ -122,6 +122,11 @@ def _protocol_errors(domain: str, stage: dict) -> list[str]:
     return errors
 
 
+def cell_path(cell: dict) -> str:
+    """A cell as a path: vision "<dataset>/<scenario>", LLM "<split>" (its values in key order)."""
+    return "/".join(str(v) for v in cell.values())
+
+
 def stage_cells(domain: str, stage: dict) -> list[dict]:
     """The cells of a stage: vision {dataset, scenario}; LLM {split}."""
     if domain == "vision":

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from ofmu.plan import canonical, check_config, pick, stage_cells, stage_sweeps
+from ofmu.plan import canonical, cell_path, check_config, pick, stage_cells, stage_sweeps
 from ofmu.unlearning.settings import method_settings, sensitivity_grid
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -22,7 +22,7 @@ STAGE_CONFIG = {"vision": VISION, "llm": LLM}
 # the only settings a sweep job gets; a reported run gets the selected one (results/<stage>/selected/...)
 SWEEPS = {stage: stage_sweeps(stage, STAGE_CONFIG[stage]) for stage in UNLEARNING_STAGES}
 # {stage: {cell path: cell}}: vision "<dataset>/<scenario>", LLM "<split>"
-CELLS = {stage: {"/".join(c.values()): c for c in stage_cells(stage, STAGE_CONFIG[stage])} for stage in UNLEARNING_STAGES}
+CELLS = {stage: {cell_path(c): c for c in stage_cells(stage, STAGE_CONFIG[stage])} for stage in UNLEARNING_STAGES}
 
 # one figure per claim: fig<N>_<slug>; numbers are fixed so papers can cite them
 THEORY_FIGURES = {
@@ -141,7 +141,7 @@ def reported_inputs(stage, cell):
 
 
 def sensitivity_cell(stage):
-    return "/".join(canonical_cell(stage, STAGE_CONFIG[stage]["sensitivity"]["cell"]).values())
+    return cell_path(canonical_cell(stage, STAGE_CONFIG[stage]["sensitivity"]["cell"]))
 
 
 def canonical_cell(stage, cell):
