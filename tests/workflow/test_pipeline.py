@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def _planned(out) -> dict[str, int]:
 def _planned_jobs(out) -> list[str]:
     """The "rule wildcards" of every planned job of a dry run, one string each."""
     text, jobs = out.stdout + out.stderr, []
-    for block in text.split("\nrule ")[1:]:
+    for block in re.split(r"\n(?:local)?rule ", text)[1:]:  # "localrule" when the job would run on this machine
         rule = block.split(":")[0].strip()
         wildcards = next((l.split("wildcards:")[1].strip() for l in block.splitlines() if "wildcards:" in l), "")
         jobs.append(f"{rule} {wildcards}".strip())
@@ -201,19 +202,16 @@ def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_p
     assert (drawn <= smoke["unlearn"]["epochs"] + 1e-9).all() and (drawn >= 0.75 * smoke["unlearn"]["epochs"]).all()
     assert set(passes[passes["forget_passes"] == 0]["method"]) <= {"FT", "l1-sparse", "IU"}
 
-    # the reported seeds never enter the selection: newer reported-seed files (references, runs) leave every
-    # select job up to date; a newer selection-seed sweep reruns that method's selection
-    for path in (work / "results").rglob("*"):
-        if path.is_file() and any(f"s{seed}." in path.name for seed in [*smoke["seeds"], *llm["seeds"]]):
-            os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 3600))
+    # the reported seeds never enter the selection: the select job reads the selection seed's sweep and
+    # references, no file of a reported seed (the job's inputs, as the dry run plans it)
     smoke_file = REPO / "config" / "smoke.yaml"
-    planned = _planned(_snakemake(work, "-n", config=smoke_file))
-    assert "select" not in planned and "sweep" not in planned, planned
-    sweep = work / "results" / "vision" / "sweeps" / "digits" / "random" / "GA.csv"
-    os.utime(sweep, (sweep.stat().st_atime, sweep.stat().st_mtime + 7200))
-    jobs = [j for j in _planned_jobs(_snakemake(work, "-n", config=smoke_file)) if j.startswith("select")]
-    assert jobs == ["select stage=vision, cell=digits/random, label=GA"], jobs
-    assert _snakemake(work, "--touch", config=smoke_file).returncode == 0  # back to up to date
+    out = _snakemake(work, "-n", "-f", "results/vision/selected/digits/random/GA.json", config=smoke_file)
+    blocks = [b for b in re.split(r"\n(?:local)?rule ", out.stdout + out.stderr) if b.startswith("select:")]
+    assert len(blocks) == 1, out.stdout[-2000:]
+    inputs = next(l for l in blocks[0].splitlines() if l.strip().startswith("input:"))
+    seed = smoke["selection_seed"]
+    assert "sweeps/digits/random/GA.csv" in inputs and f"reference/s{seed}.csv" in inputs, inputs
+    assert not any(f"s{s}." in inputs for s in smoke["seeds"]), inputs
 
     # jobs at the grain of the work: reordered keys rerun nothing; one edited method file reruns that method's
     # jobs and what reads them, no model training
