@@ -2,6 +2,7 @@
 
     python -m ofmu check C3 --family quadratic_strong --seed 0
     python -m ofmu solve --problem logistic_ridge --solver ofmu --iterations 200 --set beta=0 --set inner_steps=5
+    python -m ofmu mutations --seed 0      # every claim against each deliberately wrong solver (THEOREMS.md)
 """
 
 from __future__ import annotations
@@ -78,6 +79,21 @@ def _cmd_solve(args) -> int:
     return 0
 
 
+def _cmd_mutations(args) -> int:
+    from ofmu.theory.mutation import MUTANTS, failing_checks, mutation_table
+    from ofmu.theory.verdicts import load_claims
+
+    claims = load_claims(args.claims_file)
+    runs = {c: (spec, spec["families"], args.seed) for c, spec in claims.items()}
+    results = {m: failing_checks(m, runs) for m in [None, *MUTANTS]}
+    print(mutation_table(results))
+    missed = [m for m in MUTANTS if results[m].empty]
+    if not results[None].empty or missed:
+        print(f"the correct solver failed checks, or mutants were not caught: {missed}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ofmu.core import solvers  # noqa: F401
     from ofmu.registry import PROBLEMS, SOLVERS
@@ -102,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="solver setting (OFMUConfig fields for ofmu/penalty_gd; weight, lr for scalarized)")
     solve.set_defaults(func=_cmd_solve)
+    mutations = sub.add_parser("mutations", help="run every claim against each deliberately wrong solver and "
+                                                  "print which checks fail (markdown table)")
+    mutations.add_argument("--seed", type=int, nargs="+", default=[0])
+    mutations.add_argument("--claims-file", default=str(DEFAULT_CLAIMS))
+    mutations.set_defaults(func=_cmd_mutations)
     return parser
 
 

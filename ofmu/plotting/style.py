@@ -39,6 +39,7 @@ SERIES: dict[str, tuple[str, str]] = {
     "quadratic_strong": ("quadratic, strongly convex", "#1f77b4"),
     "quadratic_convex": ("quadratic, merely convex", "#2ca02c"),
     "logistic_ridge": ("ridge-logistic", "#d62728"),
+    "logistic_tail": ("logistic with an exponential tail (merely convex)", "#9467bd"),
 }
 
 

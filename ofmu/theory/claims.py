@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+import ofmu.core.ofmu as solver
 from ofmu.core.ofmu import OFMUConfig, run_ofmu, scalarized_iteration
 from ofmu.theory.problems import ConvexProblem, make_problem
 from ofmu.theory.verdicts import CLAIM_IDS, ROW_COLUMNS
@@ -27,6 +28,12 @@ def geometric_checkpoints(max_iter: int) -> list[int]:
     return points + [max_iter]
 
 
+def dense_checkpoints(max_iter: int, step: int) -> list[int]:
+    """The geometric checkpoints plus every ``step``-th iteration: a linear rate needs evenly spaced points
+    between the transient and the floor, where the geometric grid leaves two or three."""
+    return sorted(set(geometric_checkpoints(max_iter)) | set(range(step, max_iter + 1, step)))
+
+
 def _param(theta: np.ndarray) -> list[torch.Tensor]:
     return [torch.tensor(theta, dtype=torch.float64, requires_grad=True)]
 
@@ -38,14 +45,14 @@ def _row(claim, problem, quantity, x, value, bound, fit_kind="none", predicted=m
                 predicted=float(predicted), tight=bool(tight), fit_from=float(fit_from))
 
 
-def _trajectory(problem: ConvexProblem, solver: str, settings: dict, iterations: int) -> list[np.ndarray]:
+def _trajectory(problem: ConvexProblem, method: str, settings: dict, iterations: int) -> list[np.ndarray]:
     """theta_0, theta_1, ..., theta_K from one run of the real solver (float64)."""
     params = _param(problem.initial_point())
     f_loss, r_loss = problem.torch_objectives()
     make = lambda: (f_loss, r_loss)  # noqa: E731 - deterministic full-batch objectives
     thetas = [problem.initial_point()]
     record = lambda k, p, diag: thetas.append(p[0].detach().numpy().copy())  # noqa: E731
-    if solver == "scalarized":
+    if method == "scalarized":
         for k in range(iterations):
             scalarized_iteration(params, make, settings["weight"], settings["lr"], iteration=k)
             record(k + 1, params, None)
@@ -69,9 +76,40 @@ def run_c1(spec: dict, problem: ConvexProblem) -> list[dict]:
                          problem.retain_value(x) - problem.retain_value(theta_star), 0.0))  # F_rho relaxes: <= 0
         rows.append(_row("C1", problem, "infeasibility", rho, problem.grad_phi_norm(x), lam_norm / (2 * rho), **kw))
         if mu_r > 0:
-            kappa = L_r / mu_r
-            bound = math.sqrt(1 + kappa**2) * lam_norm / (2 * rho * problem.sigma_min_A)
-            rows.append(_row("C1", problem, "distance", rho, np.linalg.norm(x - theta_star), bound, **kw))
+            rows.append(_row("C1", problem, "distance", rho, np.linalg.norm(x - theta_star),
+                             _c1_distance_bound(problem, rho), **kw))
+    return rows + _c1_solver_rows(spec, problem, theta_star)
+
+
+def _c1_distance_bound(problem: ConvexProblem, rho: float) -> float:
+    """C1(b): sqrt(1 + kappa^2) ||lambda*|| / (2 rho sigma)."""
+    mu_r, L_r = problem.retain_hessian_bounds()
+    return math.sqrt(1 + (L_r / mu_r) ** 2) * np.linalg.norm(problem.bilevel_reference()[1]) / (
+        2 * rho * problem.sigma_min_A)
+
+
+def _c1_solver_rows(spec: dict, problem: ConvexProblem, theta_star: np.ndarray) -> list[dict]:
+    """The project's own solver (OFMU with T = 0, i.e. gradient descent on F_rho with step 1/L_F), run to
+    ||grad F_rho|| <= solver_tol along rho = solver_rhos (each run warm-started at the previous output),
+    must land on the cvxpy penalized optimum, and the O(1/rho) distance is measured on what it returns."""
+    mu_r, _ = problem.retain_hessian_bounds()
+    params = _param(problem.initial_point())
+    f_loss, r_loss = problem.torch_objectives()
+    rows = []
+    for rho in spec["solver_rhos"]:
+        x_ref = problem.penalized_reference(float(rho))
+        cfg = OFMUConfig.from_dict(_penalty_gd_settings(problem, float(rho)))
+        for _ in range(spec["solver_max_iter"]):
+            diag = solver.ofmu_iteration(params, lambda: (f_loss, r_loss), cfg, float(rho))
+            if diag["grad_F_norm"] <= spec["solver_tol"]:
+                break
+        theta = params[0].detach().numpy()
+        # the solver's output must be the penalized optimum to a small fraction of its distance to theta*
+        rows.append(_row("C1", problem, "solver_error", rho, np.linalg.norm(theta - x_ref),
+                         spec["solver_match"] * np.linalg.norm(x_ref - theta_star)))
+        if mu_r > 0:
+            rows.append(_row("C1", problem, "distance (solver)", rho, np.linalg.norm(theta - theta_star),
+                             _c1_distance_bound(problem, float(rho))))
     return rows
 
 
@@ -95,7 +133,7 @@ def run_c2(spec: dict, problem: ConvexProblem) -> list[dict]:
     L_F = problem.penalty_smoothness(rho)
     x_rho = problem.penalized_reference(rho)
     theta0 = problem.initial_point()
-    if problem.penalty_strong_convexity(rho) == 0:
+    if problem.retain == "squares" and problem.penalty_strong_convexity(rho) == 0:
         x_rho = problem.nearest_minimizer(x_rho, rho, theta0)  # the bound holds for every minimizer
     f_star = problem.penalty_value(x_rho, rho)
     dist0 = np.linalg.norm(theta0 - x_rho)
@@ -103,7 +141,8 @@ def run_c2(spec: dict, problem: ConvexProblem) -> list[dict]:
     for variant, suffix in _variants(spec):
         thetas = _trajectory(problem, "penalty_gd", {**_penalty_gd_settings(problem, rho), **variant}, K)
         rows += [_row("C2", problem, "value_gap" + suffix, k, problem.penalty_value(thetas[k], rho) - f_star,
-                      L_F * dist0**2 / (2 * k), fit_kind="loglog", predicted=-1.0, tight=False)
+                      L_F * dist0**2 / (2 * k), fit_kind="loglog", predicted=-1.0,
+                      tight=problem.family in spec["tight_families"], fit_from=spec["fit_from_iter"][problem.family])
                  for k in geometric_checkpoints(K)]
     return rows
 
@@ -124,7 +163,7 @@ def run_c3(spec: dict, problem: ConvexProblem) -> list[dict]:
         rows += [_row("C3", problem, "distance" + suffix, k, np.linalg.norm(thetas[k] - x_rho), factor**k * dist0,
                       fit_kind="semilog", predicted=math.log(factor), tight=quadratic,
                       fit_from=spec["fit_from_iter"])
-                 for k in geometric_checkpoints(K)]
+                 for k in dense_checkpoints(K, spec["checkpoint_step"])]
     return rows
 
 
@@ -166,31 +205,146 @@ def run_c4(spec: dict, problem: ConvexProblem) -> list[dict]:
 
 
 # ---- C5: non-convex F (beta > 0), stationarity of the outer loop -----------------------------------
-def run_c5(spec: dict, problem: ConvexProblem) -> list[dict]:
-    rho, K = spec["rho"], spec["max_iter"]
-    settings = _penalty_gd_settings(problem, rho, beta=spec["beta"], step=spec["step_fraction"])
-    settings["outer_backtracking"] = True  # F is not globally smooth when beta > 0 (THEOREMS.md, C5)
+def _armijo_path(problem: ConvexProblem, settings: dict, K: int) -> dict[str, np.ndarray]:
+    """Run the solver's Armijo outer loop (T = 0) for K iterations, or until its first failed line search
+    (no step is taken then, so the run has ended), and measure every iterate INDEPENDENTLY of the solver
+    (``ConvexProblem.penalty_value_and_grad``, torch.func): F_{rho_k}(theta_k), ||grad F_{rho_k}(theta_k)||^2,
+    L_r(theta_k) and ||grad Phi(theta_k)||^2, the accepted steps and rho_k. Arrays run over k = 0..n."""
+    cfg = OFMUConfig.from_dict({**settings, "outer_backtracking": True})
     params = _param(problem.initial_point())
     f_loss, r_loss = problem.torch_objectives()
-    history = run_ofmu(params, lambda: (f_loss, r_loss), OFMUConfig.from_dict(settings), K + 1)
-    F = np.array([h["F"] for h in history])  # F at theta_0..theta_K (diagnostics precede each step)
-    g2 = np.array([h["grad_F_norm"] ** 2 for h in history])
-    eta = np.array([h["outer_lr"] for h in history])
-    # sufficient decrease F_{k+1} <= F_k - eta_k/2 ||grad F_k||^2 is what the rate rests on; the line
-    # search should guarantee it, and it is verified here rather than assumed
-    violation = np.maximum.accumulate(np.maximum(F[1:] - (F[:-1] - 0.5 * eta[:-1] * g2[:-1]), 0.0))
+    out = {key: [] for key in ("F", "g2", "L_r", "phi2", "eta", "rho")}
+
+    def measure(theta, rho):
+        value, grad = problem.penalty_value_and_grad(theta, cfg.beta, rho, cfg.cos_eps)
+        l_r = problem.retain_value(theta)
+        out["F"].append(value), out["g2"].append(float(grad @ grad)), out["L_r"].append(l_r)
+        out["phi2"].append((value - l_r) / rho if rho > 0 else math.nan), out["rho"].append(rho)
+
+    failed_at = None
+    for k in range(K):
+        rho = solver.rho_schedule(cfg, k)  # the solver's schedule: what it claims to use
+        measure(params[0].detach().numpy(), rho)
+        diag = solver.ofmu_iteration(params, lambda: (f_loss, r_loss), cfg, rho, iteration=k)
+        if diag["line_search_failed"]:
+            failed_at = k
+            break
+        out["eta"].append(diag["outer_lr"])
+    if failed_at is None:
+        measure(params[0].detach().numpy(), solver.rho_schedule(cfg, K))
+    path = {key: np.array(v) for key, v in out.items()}
+    path["failed_at"] = failed_at
+    return path
+
+
+def _stationarity_rows(claim: str, spec: dict, problem: ConvexProblem, path: dict, K: int, group: str = "") -> list[dict]:
+    """Rows of the telescoped sufficient decrease (THEOREMS.md C5, and C6 for a growing rho):
+
+        sum_{j<k} eta_j/2 ||grad F_{rho_j}(theta_j)||^2
+            <= F_{rho_0}(theta_0) - F_{rho_k}(theta_k) + sum_{j<k} (rho_{j+1} - rho_j) ||grad Phi(theta_{j+1})||^2
+
+    with every value measured independently of the solver; a failed line search above ``stationary_tol`` fails."""
+    F, g2, L_r, phi2, eta, rho = (path[k] for k in ("F", "g2", "L_r", "phi2", "eta", "rho"))
+    n = len(eta)  # steps taken
+    # F_{rho_j}(theta_{j+1}): the objective the step j decreased, at the point it reached
+    F_next = L_r[1:n + 1] + rho[:n] * phi2[1:n + 1]
+    violation = np.maximum.accumulate(np.maximum(F_next - (F[:n] - 0.5 * eta * g2[:n]), 0.0)) if n else np.zeros(0)
+    growth = np.cumsum((rho[1:n + 1] - rho[:n]) * phi2[1:n + 1])
     eta_sum = np.cumsum(eta)
     rows = []
     for k in geometric_checkpoints(K):
-        # telescoping: sum_{j<k} eta_j/2 ||grad F_j||^2 <= F_0 - F_k
-        rows.append(_row("C5", problem, "min_grad_sq", k, g2[:k].min(), 2 * (F[0] - F[k]) / eta_sum[k - 1],
-                         fit_kind="loglog", predicted=-1.0, tight=False))
-        rows.append(_row("C5", problem, "descent_violation", k, violation[k - 1], 0.0))
-        rows.append(_row("C5", problem, "step_size", k, eta[:k].min(), math.nan))
+        j = min(k, n)  # after a failed step the run has ended: its last values stand
+        if j == 0:
+            continue
+        rows.append(_row(claim, problem, "min_grad_sq", k, g2[:j].min(), 2 * (F[0] - F[j] + growth[j - 1]) / eta_sum[j - 1],
+                         group=group))
+        rows.append(_row(claim, problem, "descent_violation", k, violation[j - 1], 0.0, group=group))
+        rows.append(_row(claim, problem, "step_size", k, eta[:j].min(), math.nan, group=group))  # figure data
+    # a line search may fail only where F's round-off hides the decrease it asks for
+    stuck = g2[path["failed_at"]] if path["failed_at"] is not None else 0.0
+    rows.append(_row(claim, problem, "grad_sq_at_failed_step", K, stuck, spec["stationary_tol"], group=group))
     return rows
 
 
-CLAIM_RUNNERS = {"C1": run_c1, "C2": run_c2, "C3": run_c3, "C4": run_c4, "C5": run_c5}
+def run_c5(spec: dict, problem: ConvexProblem) -> list[dict]:
+    rho, K = spec["rho"], spec["max_iter"]
+    # first trial step 1/L_F(beta = 0); F is not globally smooth when beta > 0 (THEOREMS.md, C5)
+    settings = _penalty_gd_settings(problem, rho, beta=spec["beta"], step=spec["step_fraction"])
+    # the bound only: O(1/K) needs steps bounded below (F L_loc-smooth on the sublevel set), which the runs
+    # refute (THEOREMS.md, C5): the rate in K is reported, not claimed
+    return _stationarity_rows("C5", spec, problem, _armijo_path(problem, settings, K), K)
+
+
+# ---- C6: a growing penalty rho_k = min(gamma^k rho0, rho_max) ----------------------------------------
+def _numpy_iterates(problem: ConvexProblem, rhos: list[float], eta: float, T: int, eta_in: float) -> list[np.ndarray]:
+    """The beta = 0 OFMU iteration written out in numpy (T ascent steps theta += eta_in (b - A theta), then
+    theta -= eta (grad L_r + 2 rho_k A (A theta - b))): an implementation independent of ofmu.core."""
+    theta = problem.initial_point()
+    out = [theta]
+    for rho in rhos:
+        for _ in range(T):
+            theta = theta + eta_in * (problem.b - problem.A @ theta)
+        theta = theta - eta * (problem.retain_gradient(theta) + 2 * rho * problem.A @ (problem.A @ theta - problem.b))
+        out.append(theta)
+    return out
+
+
+def run_c6(spec: dict, problem: ConvexProblem) -> list[dict]:
+    rho0, gamma, rho_max, K = spec["rho0"], spec["gamma"], spec["rho_max"], spec["max_iter"]
+    rhos = [min(rho0 * gamma**k, rho_max) for k in range(K + 1)]  # written out here, not the solver's
+    k_cap = next(k for k, r in enumerate(rhos) if r == rho_max)
+    theta_star, _ = problem.bilevel_reference()
+    mu_r, L_r = problem.retain_hessian_bounds()
+    eta = 1.0 / problem.penalty_smoothness(rho_max)  # <= 1/L_F(rho_k) for every k: one step for the whole path
+    D = _c1_distance_bound(problem, 1.0)  # ||theta_rho - theta*|| <= D / rho (C1(b))
+    quadratic = problem.retain == "squares"
+    c = 1 - eta * mu_r if quadratic else math.sqrt(1 - eta * mu_r)
+    x_cap = problem.penalized_reference(rho_max)
+    schedule = dict(beta=0.0, rho0=rho0, gamma=gamma, rho_max=rho_max, outer_lr=eta)
+    rows = []
+    for T in spec["inner_steps"]:
+        group = f"T={T}"
+        eta_in = 1.0 / problem.lambda_max_A
+        thetas = _trajectory(problem, "ofmu", {**schedule, "inner_steps": T, "inner_lr": eta_in}, K)
+        expected = _numpy_iterates(problem, rhos[:K], eta, T, eta_in)
+        checkpoints = geometric_checkpoints(K)
+        for k in checkpoints:  # the solver runs the stated iteration with the stated schedule
+            rows.append(_row("C6", problem, "iterates", k, np.linalg.norm(thetas[k] - theta_star),
+                             np.linalg.norm(expected[k] - theta_star), fit_kind="match", group=group))
+        if T == 0:
+            # tracking: e_{k+1} <= c e_k + ||theta_{rho_k} - theta_{rho_{k+1}}||, the drift <= D (1/rho_k + 1/rho_{k+1})
+            e = [np.linalg.norm(thetas[0] - problem.penalized_reference(rho0))]
+            for k in range(K):
+                drift = 0.0 if rhos[k + 1] == rhos[k] else D * (1 / rhos[k] + 1 / rhos[k + 1])
+                e.append(c * e[-1] + drift)
+            e_cap = np.linalg.norm(thetas[k_cap] - x_cap)
+            for k in dense_checkpoints(K, spec["checkpoint_step"]):
+                if k in checkpoints:
+                    rows.append(_row("C6", problem, "distance", k, np.linalg.norm(thetas[k] - theta_star),
+                                     e[k] + D / rhos[k], group=group))
+                if k > k_cap:  # after the cap: C3 at rho_max, the rate tight on quadratics
+                    exact = 1 - eta * problem.penalty_strong_convexity(rho_max) if quadratic else c
+                    rows.append(_row("C6", problem, "tracking after the cap", k, np.linalg.norm(thetas[k] - x_cap),
+                                     c ** (k - k_cap) * e_cap, fit_kind="semilog", predicted=math.log(exact),
+                                     tight=quadratic, fit_from=k_cap + spec["fit_from_iter"], group=group))
+        else:
+            # C4's bound: its proof never uses a fixed rho, only eta <= 1/L_F(rho_k) at every k
+            q = 1 - eta_in * problem.sigma_min_A
+            c4 = math.sqrt(1 - eta * mu_r)
+            xs = [problem.project_onto_argmax_phi(t) for t in thetas]
+            R = max(np.linalg.norm(t - x) for t, x in zip(thetas, xs))
+            err0 = np.linalg.norm(xs[0] - theta_star)
+            for k in checkpoints:
+                rows.append(_row("C6", problem, "distance of P_S(theta)", k, np.linalg.norm(xs[k] - theta_star),
+                                 c4**k * err0 + 2 * (L_r / mu_r) * q**T * R, group=group))
+    # beta > 0: what the telescoping gives with a growing rho (THEOREMS.md C6 (c)), measured
+    settings = {**_penalty_gd_settings(problem, rho0, beta=spec["beta"]), "gamma": gamma, "rho_max": rho_max,
+                "outer_lr": 1.0 / problem.penalty_smoothness(rho_max)}
+    rows += _stationarity_rows("C6", spec, problem, _armijo_path(problem, settings, K), K, group=f"beta={spec['beta']}")
+    return rows
+
+
+CLAIM_RUNNERS = {"C1": run_c1, "C2": run_c2, "C3": run_c3, "C4": run_c4, "C5": run_c5, "C6": run_c6}
 assert tuple(CLAIM_RUNNERS) == CLAIM_IDS  # internal consistency, not user input
 
 

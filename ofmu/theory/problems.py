@@ -51,6 +51,7 @@ class ConvexProblem:
     y_r: np.ndarray
     retain: str  # "squares" or "logistic"
     mu: float  # ridge weight of L_r (0 for merely convex)
+    w_r: np.ndarray | None = None  # per-sample weights of the logistic retain loss (None: the plain mean)
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ---- derived linear algebra -------------------------------------------------------------
@@ -94,6 +95,8 @@ class ConvexProblem:
         lowest = float(ev.min()) if ev.min() > 1e-10 * ev.max() else 0.0  # round-off is not curvature
         if self.retain == "squares":
             return lowest + self.mu, float(ev.max() + self.mu)
+        if self.w_r is not None:  # weighted mean: sum_i w_i x_i x_i^T, weights summing to 1
+            ev = np.linalg.eigvalsh((self.X_r.T * self.w_r) @ self.X_r)
         return float(self.mu), float(ev.max() / 4 + self.mu)  # logistic'' <= 1/4
 
     def penalty_hessian(self, rho: float, theta: np.ndarray | None = None) -> np.ndarray:
@@ -119,20 +122,23 @@ class ConvexProblem:
             r = self.X_r @ theta - self.y_r
             return float(0.5 * r @ r / len(r) + 0.5 * self.mu * theta @ theta)
         z = -self.y_r * (self.X_r @ theta)
-        return float(np.mean(np.logaddexp(0.0, z)) + 0.5 * self.mu * theta @ theta)
+        return float(self._weights() @ np.logaddexp(0.0, z) + 0.5 * self.mu * theta @ theta)
 
     def retain_gradient(self, theta: np.ndarray) -> np.ndarray:
         if self.retain == "squares":
             return self.X_r.T @ (self.X_r @ theta - self.y_r) / len(self.y_r) + self.mu * theta
         s = 1.0 / (1.0 + np.exp(self.y_r * (self.X_r @ theta)))  # sigmoid(-y x^T theta)
-        return -self.X_r.T @ (self.y_r * s) / len(self.y_r) + self.mu * theta
+        return -self.X_r.T @ (self._weights() * self.y_r * s) + self.mu * theta
 
     def retain_hessian(self, theta: np.ndarray | None = None) -> np.ndarray:
         n = len(self.y_r)
         if self.retain == "squares":
             return self.X_r.T @ self.X_r / n + self.mu * np.eye(self.d)
         p = 1.0 / (1.0 + np.exp(-(self.X_r @ theta)))
-        return (self.X_r.T * (p * (1 - p))) @ self.X_r / n + self.mu * np.eye(self.d)
+        return (self.X_r.T * (self._weights() * p * (1 - p))) @ self.X_r + self.mu * np.eye(self.d)
+
+    def _weights(self) -> np.ndarray:
+        return self.w_r if self.w_r is not None else np.full(len(self.y_r), 1.0 / len(self.y_r))
 
     def penalty_value(self, theta: np.ndarray, rho: float) -> float:
         r = self.A @ theta - self.b
@@ -156,11 +162,38 @@ class ConvexProblem:
                 r = X_r @ params[0] - y_r
                 return 0.5 * (r @ r) / len(y_r) + 0.5 * mu * (params[0] @ params[0])
         else:
+            w_r = torch.from_numpy(self._weights())
+
             def retain_loss(params):
                 z = -y_r * (X_r @ params[0])
-                return torch.nn.functional.softplus(z).mean() + 0.5 * mu * (params[0] @ params[0])
+                return w_r @ torch.nn.functional.softplus(z) + 0.5 * mu * (params[0] @ params[0])
 
         return forget_loss, retain_loss
+
+    def penalty_value_and_grad(self, theta: np.ndarray, beta: float, rho: float,
+                               cos_eps: float = 1e-12) -> tuple[float, np.ndarray]:
+        """F_rho = L_r + rho ||grad Phi||^2 with Phi = L_f - beta cos(grad L_f, grad L_r), and its gradient,
+        computed with torch.func transforms, independently of the solver's autograd code (``ofmu.core``):
+        the claims measure the solver's iterates with this, not with what the solver reports."""
+        from torch.func import grad, grad_and_value
+
+        f_loss, r_loss = self.torch_objectives()
+        lf = lambda t: f_loss([t])  # noqa: E731
+        lr = lambda t: r_loss([t])  # noqa: E731
+
+        def phi(t):
+            if beta == 0:
+                return lf(t)
+            gf, gr = grad(lf)(t), grad(lr)(t)
+            cos = gf @ gr / (torch.sqrt(gf @ gf + cos_eps**2) * torch.sqrt(gr @ gr + cos_eps**2))
+            return lf(t) - beta * cos
+
+        def penalty(t):
+            g = grad(phi)(t)
+            return lr(t) + rho * (g @ g)
+
+        g, value = grad_and_value(penalty)(torch.from_numpy(np.asarray(theta, dtype=np.float64)))
+        return float(value), g.numpy()
 
     def initial_point(self) -> np.ndarray:
         """A seeded starting point away from both optima (the 'original model')."""
@@ -173,7 +206,7 @@ class ConvexProblem:
         if self.retain == "squares":
             expr = 0.5 * cp.sum_squares(self.X_r @ theta - self.y_r) / n
         else:
-            expr = cp.sum(cp.logistic(-cp.multiply(self.y_r, self.X_r @ theta))) / n
+            expr = self._weights() @ cp.logistic(-cp.multiply(self.y_r, self.X_r @ theta))
         return expr + 0.5 * self.mu * cp.sum_squares(theta) if self.mu > 0 else expr
 
     def _solve(self, problem: cp.Problem, what: str) -> None:
@@ -300,6 +333,27 @@ def logistic_ridge(seed: int, d: int = 30, n_f: int = 8, n_r: int = 60, mu: floa
     w = rng.standard_normal(d)
     y_r = np.where(X_r @ w + 0.5 * rng.standard_normal(n_r) > 0, 1.0, -1.0)
     return ConvexProblem("logistic_ridge", seed, X_f, y_f, X_r, y_r, "logistic", mu)
+
+
+@PROBLEMS.register("logistic_tail")
+def logistic_tail(seed: int, d: int = 30, n_f: int = 8, n_r: int = 120, tail_weight: float = 1e-6) -> ConvexProblem:
+    # Merely convex, not quadratic, bounded solution, and GD on it really is O(1/K) for thousands of steps:
+    # no ridge; one direction z inside null(A) carries two logistic terms, label +1 with weight 1 - w and label
+    # -1 with weight w (w = tail_weight), so along z the loss is ~ e^{-t} + w t with its minimum at
+    # t* = log((1 - w)/w) ~ 13.8 and curvature ~ w there. Gradient descent on e^{-t} gives e^{-t_K} ~ 1/(eta K),
+    # a gap that decays as 1/K until e^{-t} reaches w (K ~ 1/(eta w), far beyond max_iter). The other directions
+    # see a noisy logistic regression (30% flipped labels, n_r = 4 d points) that is not separable: bounded.
+    rng = np.random.default_rng(seed)
+    X_f, y_f = _forget_data(rng, d, n_f, cond=8.0)
+    null_A = np.linalg.svd(X_f)[2][n_f:].T
+    z = null_A @ rng.standard_normal(d - n_f)
+    z /= np.linalg.norm(z)
+    X = rng.standard_normal((n_r, d)) @ (np.eye(d) - np.outer(z, z))
+    y = np.where(X @ rng.standard_normal(d) > 0, 1.0, -1.0) * np.where(rng.random(n_r) < 0.3, -1.0, 1.0)
+    X_r = np.vstack([X, 2 * z, 2 * z])  # |x| = 2: the tail's curvature is visible to the 1/L_F step
+    y_r = np.concatenate([y, [1.0, -1.0]])
+    w_r = np.concatenate([np.full(n_r, 0.5 / n_r), [0.5 * (1 - tail_weight), 0.5 * tail_weight]])
+    return ConvexProblem("logistic_tail", seed, X_f, y_f, X_r, y_r, "logistic", 0.0, w_r=w_r)
 
 
 def make_problem(family: str, seed: int) -> ConvexProblem:

@@ -14,14 +14,16 @@ from ofmu.theory.verdicts import check_claim
 
 CLAIMS = "theory/claims.yaml"
 SMALL = {
-    "C1": {"rho_points": 7},
+    "C1": {"rho_points": 7, "solver_rhos": [1.0, 10.0]},
     "C2": {"max_iter": 256},
     "C3": {},
-    "C4": {"max_iter": 128, "inner_steps": [1, 8, 16]},
-    "C5": {"max_iter": 64},
+    "C4": {"max_iter": 128, "inner_steps": [1, 8, 16, 32]},
+    "C5": {"max_iter": 256},
+    "C6": {},
 }
 CASES = [("C1", "logistic_ridge"), ("C1", "quadratic_convex"), ("C2", "quadratic_convex"),
-         ("C3", "quadratic_strong"), ("C4", "logistic_ridge"), ("C5", "quadratic_strong")]
+         ("C3", "quadratic_strong"), ("C4", "logistic_ridge"), ("C5", "quadratic_strong"),
+         ("C6", "quadratic_strong")]
 
 
 def _spec(claim):
@@ -45,7 +47,7 @@ def test_a_wrong_prediction_fails_the_rate_check():
 
 def test_a_too_small_bound_fails_the_bound_check():
     spec = _spec("C2")
-    rows = run_claim("C2", spec, "quadratic_strong", seed=0)
+    rows = run_claim("C2", spec, "quadratic_convex", seed=0)
     rows["bound"] *= 0.01
     assert not check_claim("C2", spec, rows)["bound_ok"].any()
 
@@ -59,6 +61,38 @@ def test_failed_claim_raises_and_writes_no_verdict_file(tmp_path):
     with pytest.raises(ClaimFailed, match="claim C3 failed"):
         check_claim_files("C3", spec, [runs], tmp_path / "verdicts.csv")
     assert not (tmp_path / "verdicts.csv").exists()
+
+
+def test_the_merely_convex_logistic_family_shows_a_tight_one_over_k_rate():
+    # logistic_tail is C2's tight case: the log-log slope of F(theta_K) - F* on K >= 256 must be -1 within
+    # 10%; a quadratic would fit -3 and fail this two-sided check (see the one-sided quadratic_convex rows)
+    spec = _spec("C2")
+    spec["max_iter"] = 2048
+    verdicts = check_claim("C2", spec, run_claim("C2", spec, "logistic_tail", seed=0))
+    exact = verdicts[verdicts["quantity"] == "value_gap"].iloc[0]
+    assert exact["tight"] and exact["status"] == "pass"
+    assert abs(exact["fitted"] + 1) <= 0.1
+
+
+def test_a_rate_with_too_few_points_above_the_floor_is_inconclusive_and_fails():
+    spec = _spec("C3")
+    rows = run_claim("C3", spec, "quadratic_strong", seed=0)
+    rows.loc[rows["x"] >= 48, "value"] = 0.0  # "converged" suspiciously fast: two points (32, 40) left to fit
+    verdicts = check_claim("C3", spec, rows)
+    assert set(verdicts["status"]) == {"inconclusive"} and not verdicts["passed"].any()
+    allowed = check_claim("C3", {**spec, "inconclusive_ok": {"distance": "a stated reason"}}, rows)
+    assert set(allowed[allowed["quantity"] == "distance"]["status"]) == {"inconclusive (allowed)"}
+
+
+def test_rows_without_bound_or_fit_are_figure_data_not_checks():
+    spec = _spec("C4")
+    rows = run_claim("C4", spec, "quadratic_strong", seed=0)
+    verdicts = check_claim("C4", spec, rows)
+    assert "competitor_distance" in set(rows["quantity"])
+    assert "competitor_distance" not in set(verdicts["quantity"])
+    # every verdict left can fail: scaling every bound down by 1e3 fails all of them
+    rows["bound"] *= 1e-3
+    assert not check_claim("C4", spec, rows)["passed"].any()
 
 
 def test_override_of_an_unknown_key_names_it():

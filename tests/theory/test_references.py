@@ -59,6 +59,6 @@ def test_non_optimal_status_raises():
 
 
 def test_unknown_family_lists_the_valid_ones():
-    with pytest.raises(UnknownNameError, match="valid problems: logistic_ridge, quadratic_convex, quadratic_strong"):
+    with pytest.raises(UnknownNameError, match="valid problems: logistic_ridge, logistic_tail, quadratic_convex, quadratic_strong"):
         make_problem("quadratic", 0)
-    assert PROBLEMS.names() == ["logistic_ridge", "quadratic_convex", "quadratic_strong"]
+    assert PROBLEMS.names() == ["logistic_ridge", "logistic_tail", "quadratic_convex", "quadratic_strong"]

@@ -77,6 +77,25 @@ def test_armijo_step_gives_sufficient_decrease(quad):
     for a, b in zip(hist, hist[1:]):
         assert b["F"] <= a["F"] - 0.5 * a["outer_lr"] * a["grad_F_norm"] ** 2 + 1e-12
     assert hist[0]["outer_lr"] < 10.0
+    assert not any(h["line_search_failed"] for h in hist)
+
+
+def test_a_line_search_without_decrease_is_a_failed_step_not_a_zero_step(quad, monkeypatch):
+    # an ascent direction (grad F negated: a wrong gradient) can never pass Armijo's test: the step must be
+    # reported failed and not taken, however small the trial steps get
+    import ofmu.core.ofmu as solver
+    exact = solver.penalty_grad
+    monkeypatch.setattr(solver, "penalty_grad",
+                        lambda *a, **k: (lambda g, d: (tuple(-x for x in g), d))(*exact(*a, **k)))
+    theta = quad.initial_point()
+    params = _params(theta)
+    f, r = quad.torch_objectives()
+    cfg = OFMUConfig(beta=0.5, inner_steps=0, outer_lr=1.0, outer_backtracking=True)
+    with pytest.warns(solver.LineSearchWarning, match="no decrease of F"):
+        hist = run_ofmu(params, lambda: (f, r), cfg, 2)
+    assert [h["line_search_failed"] for h in hist] == [1.0, 1.0]
+    assert [h["outer_lr"] for h in hist] == [0.0, 0.0]
+    np.testing.assert_array_equal(params[0].detach().numpy(), theta)
 
 
 def test_scalarized_step_matches_hand_update(quad):

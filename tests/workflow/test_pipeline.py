@@ -148,11 +148,11 @@ def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_p
     work.mkdir()
     out = _snakemake(work, config=REPO / "config" / "smoke.yaml")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    for n in range(1, 13):
+    for n in range(1, 14):
         figs = list((work / "figures").glob(f"fig{n}_*.png"))
         assert len(figs) == 1 and figs[0].stat().st_size > 10_000, n
     table = pd.read_csv(work / "paper_tables" / "tab1_theory_claims.csv")
-    assert set(table["claim"]) == {"C1", "C2", "C3", "C4", "C5"} and (table["pass"] == "PASS").all()
+    assert set(table["claim"]) == {"C1", "C2", "C3", "C4", "C5", "C6"} and (table["status"] == "PASS").all()
     prov = json.loads((work / "paper_tables" / "provenance.json").read_text())
     assert prov["config"]["tier"] == "smoke" and "theory_run" in prov["wall_seconds_per_rule"]
     assert (work / "paper_tables" / "tab1_theory_claims.tex").read_text().startswith("\\begin{table}")

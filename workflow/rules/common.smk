@@ -31,6 +31,7 @@ THEORY_FIGURES = {
     "C3": "fig3_strongly_convex_linear_rate",
     "C4": "fig4_finite_inner_steps",
     "C5": "fig5_nonconvex_stationarity",
+    "C6": "fig13_growing_penalty",
 }
 CLAIM_OF_FIGURE = {figure: claim for claim, figure in THEORY_FIGURES.items()}
 TABLE_EXTS = ["csv", "md", "tex"]

@@ -7,4 +7,5 @@ from ofmu.plotting.theory import plot_claim
 with log_to(snakemake.log[0]):
     rows = pd.concat([pd.read_csv(p, dtype={"group": str}).fillna({"group": ""}) for p in snakemake.input.runs])
     verdicts = pd.read_csv(snakemake.input.verdicts, dtype={"group": str}).fillna({"group": ""})
-    plot_claim(snakemake.params.claim, snakemake.params.spec["title"], rows, verdicts, snakemake.output.figure)
+    spec = snakemake.params.spec
+    plot_claim(snakemake.params.claim, spec["title"], rows, verdicts, snakemake.output.figure, floor=spec["floor"])
