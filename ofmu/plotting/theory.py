@@ -115,7 +115,9 @@ def plot_claim(claim_id: str, title: str, rows: pd.DataFrame, verdicts: pd.DataF
 def claims_table(verdicts: pd.DataFrame) -> pd.DataFrame:
     """One row per (claim, family, quantity, group): predicted vs fitted rate over seeds, worst bound ratio, status."""
     rows = []
-    for (claim, family, quantity, group), g in verdicts.groupby(["claim", "family", "quantity", "group"], sort=True):
+    keys = verdicts.groupby(["claim", "family", "quantity", "group"], sort=False).groups
+    for claim, family, quantity, group in sorted(keys, key=lambda k: (k[0], k[1], k[2], _group_key(k[3]))):
+        g = verdicts.loc[keys[(claim, family, quantity, group)]]
         fitted = g["fitted"].dropna()
         kind = g["fit_kind"].iloc[0]
         statuses = sorted(set(g["status"]))

@@ -65,7 +65,7 @@ def _trajectory(problem: ConvexProblem, method: str, settings: dict, iterations:
 def run_c1(spec: dict, problem: ConvexProblem) -> list[dict]:
     theta_star, lam = problem.bilevel_reference()
     lam_norm = float(np.linalg.norm(lam))
-    mu_r, L_r = problem.retain_hessian_bounds()
+    mu_r, _ = problem.retain_hessian_bounds()
     rows = []
     for rho in np.geomspace(spec["rho_min"], spec["rho_max"], spec["rho_points"]):
         x = problem.penalized_reference(float(rho))
@@ -196,8 +196,8 @@ def run_c4(spec: dict, problem: ConvexProblem) -> list[dict]:
         "T=0 (penalty GD)": ("penalty_gd", _penalty_gd_settings(problem, rho)),
         "scalarized": ("scalarized", dict(weight=rho, lr=1.0 / (L_r + rho * problem.lambda_max_A))),
     }
-    for label, (solver, settings) in competitors.items():
-        thetas = _trajectory(problem, solver, settings, K)
+    for label, (method, settings) in competitors.items():
+        thetas = _trajectory(problem, method, settings, K)
         for k in geometric_checkpoints(K):
             rows.append(_row("C4", problem, "competitor_distance", k,
                              np.linalg.norm(thetas[k] - theta_star), math.nan, group=label))
@@ -215,23 +215,25 @@ def _armijo_path(problem: ConvexProblem, settings: dict, K: int) -> dict[str, np
     f_loss, r_loss = problem.torch_objectives()
     out = {key: [] for key in ("F", "g2", "L_r", "phi2", "eta", "rho")}
 
-    def measure(theta, rho):
+    def measure(theta, k):
+        rho = min(cfg.rho0 * cfg.gamma**k, cfg.rho_max)  # the stated schedule, written out here
         value, grad = problem.penalty_value_and_grad(theta, cfg.beta, rho, cfg.cos_eps)
         l_r = problem.retain_value(theta)
-        out["F"].append(value), out["g2"].append(float(grad @ grad)), out["L_r"].append(l_r)
-        out["phi2"].append((value - l_r) / rho if rho > 0 else math.nan), out["rho"].append(rho)
+        for key, v in (("F", value), ("g2", float(grad @ grad)), ("L_r", l_r), ("rho", rho),
+                       ("phi2", (value - l_r) / rho if rho > 0 else math.nan)):
+            out[key].append(v)
 
     failed_at = None
     for k in range(K):
-        rho = solver.rho_schedule(cfg, k)  # the solver's schedule: what it claims to use
-        measure(params[0].detach().numpy(), rho)
-        diag = solver.ofmu_iteration(params, lambda: (f_loss, r_loss), cfg, rho, iteration=k)
+        measure(params[0].detach().numpy(), k)
+        # the step uses the solver's own schedule function (a seam the mutants can break)
+        diag = solver.ofmu_iteration(params, lambda: (f_loss, r_loss), cfg, solver.rho_schedule(cfg, k), iteration=k)
         if diag["line_search_failed"]:
             failed_at = k
             break
         out["eta"].append(diag["outer_lr"])
     if failed_at is None:
-        measure(params[0].detach().numpy(), solver.rho_schedule(cfg, K))
+        measure(params[0].detach().numpy(), K)
     path = {key: np.array(v) for key, v in out.items()}
     path["failed_at"] = failed_at
     return path

@@ -9,7 +9,7 @@ solver code with exactly one bug injected; nothing is edited on disk and the ori
 from __future__ import annotations
 
 import dataclasses
-from contextlib import contextmanager
+from contextlib import ExitStack, nullcontext
 from unittest import mock
 
 import pandas as pd
@@ -35,15 +35,12 @@ def _scaled_penalty_term(scale: float):
 def _flipped_cosine():
     """Phi = L_f + beta cos (the similarity term's sign flipped) in grad Phi and in grad F alike."""
     grad_phi, penalty_grad = solver.grad_phi, solver.penalty_grad
-
-    @contextmanager
-    def patched():
-        with mock.patch.object(solver, "grad_phi", lambda p, f, r, beta, eps=1e-12, **kw: grad_phi(p, f, r, -beta, eps, **kw)), \
-             mock.patch.object(solver, "penalty_grad",
-                               lambda p, f, r, beta, rho, variant="exact", eps=1e-12: penalty_grad(p, f, r, -beta, rho, variant, eps)):
-            yield
-
-    return patched()
+    stack = ExitStack()
+    stack.enter_context(mock.patch.object(
+        solver, "grad_phi", lambda p, f, r, beta, *a, **k: grad_phi(p, f, r, -beta, *a, **k)))
+    stack.enter_context(mock.patch.object(
+        solver, "penalty_grad", lambda p, f, r, beta, *a, **k: penalty_grad(p, f, r, -beta, *a, **k)))
+    return stack
 
 
 def _config_changed(**changes):
@@ -93,7 +90,7 @@ def failing_checks(mutant: str | None, runs: dict[str, tuple[dict, list[str], li
     from ofmu.theory.verdicts import check_claim
 
     failed = []
-    with (MUTANTS[mutant]() if mutant else contextmanager(lambda: (yield))()):
+    with MUTANTS[mutant]() if mutant else nullcontext():
         for claim, (spec, families, seeds) in runs.items():
             rows = pd.concat([run_claim(claim, spec, f, s) for f in families for s in seeds], ignore_index=True)
             verdicts = check_claim(claim, spec, rows)
