@@ -107,7 +107,7 @@ def plot_claim(claim_id: str, title: str, rows: pd.DataFrame, verdicts: pd.DataF
                   frameon=False)
     passed = int(verdicts["passed"].sum())
     text = (f"{claim_id}: {title}\nsolid: measured (each seed), dotted: bound; {passed} of {len(verdicts)} checks "
-            f"pass (one per family x seed x quantity x group; tab1 groups them)")
+            f"pass (one per family x seed x quantity x group; tab1 has one row per family x quantity x group, over the seeds)")
     fig.suptitle("\n".join(textwrap.fill(line, width=int(15 * width)) for line in text.split("\n")), fontsize=9)
     style.save(fig, path)
 
