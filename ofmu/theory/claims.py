@@ -168,29 +168,36 @@ def run_c3(spec: dict, problem: ConvexProblem) -> list[dict]:
 
 
 # ---- C4: finite number T of inner steps (two-loop OFMU, beta = 0) ----------------------------------
+def _c4_distances_and_bound(problem: ConvexProblem, thetas: list[np.ndarray], T: int, eta_out: float):
+    """||P_S(theta_k) - theta*|| along a trajectory and C4's bound c^k ||P_S(theta_0) - theta*|| + 2 kappa q^T R
+    at every k (R the a-posteriori sup_k dist(theta_k, S); eta_in = 1/Lambda)."""
+    theta_star, _ = problem.bilevel_reference()
+    mu_r, L_r = problem.retain_hessian_bounds()
+    q = 1 - problem.sigma_min_A / problem.lambda_max_A
+    c = math.sqrt(1 - eta_out * mu_r)
+    xs = [problem.project_onto_argmax_phi(t) for t in thetas]
+    R = max(np.linalg.norm(t - x) for t, x in zip(thetas, xs))
+    errors = [np.linalg.norm(x - theta_star) for x in xs]
+    bounds = [c**k * errors[0] + 2 * (L_r / mu_r) * q**T * R for k in range(len(xs))]
+    return errors, bounds
+
+
 def run_c4(spec: dict, problem: ConvexProblem) -> list[dict]:
     rho, K = spec["rho"], spec["max_iter"]
     theta_star, _ = problem.bilevel_reference()
-    mu_r, L_r = problem.retain_hessian_bounds()
+    _, L_r = problem.retain_hessian_bounds()
     eta_in = 1.0 / problem.lambda_max_A
     eta_out = 1.0 / problem.penalty_smoothness(rho)
     q = 1 - eta_in * problem.sigma_min_A
-    c = math.sqrt(1 - eta_out * mu_r)
     rows = []
     for variant, suffix in _variants(spec):
         for T in spec["inner_steps"]:
             settings = dict(beta=0.0, rho0=rho, inner_steps=T, inner_lr=eta_in, outer_lr=eta_out, **variant)
-            thetas = _trajectory(problem, "ofmu", settings, K)
-            xs = [problem.project_onto_argmax_phi(t) for t in thetas]
-            R = max(np.linalg.norm(t - x) for t, x in zip(thetas, xs))  # a-posteriori sup_k dist(theta_k, S)
-            err0 = np.linalg.norm(xs[0] - theta_star)
-            bias_bound = 2 * (L_r / mu_r) * q**T * R
+            errors, bounds = _c4_distances_and_bound(problem, _trajectory(problem, "ofmu", settings, K), T, eta_out)
             for k in geometric_checkpoints(K):
-                rows.append(_row("C4", problem, "distance" + suffix, k, np.linalg.norm(xs[k] - theta_star),
-                                 c**k * err0 + bias_bound, group=f"T={T}"))
-            rows.append(_row("C4", problem, "bias" + suffix, T, np.linalg.norm(xs[K] - theta_star),
-                             c**K * err0 + bias_bound, fit_kind="semilog", predicted=math.log(q),
-                             tight=spec["bias_tight"], fit_from=spec["fit_from_T"]))
+                rows.append(_row("C4", problem, "distance" + suffix, k, errors[k], bounds[k], group=f"T={T}"))
+            rows.append(_row("C4", problem, "bias" + suffix, T, errors[K], bounds[K], fit_kind="semilog",
+                             predicted=math.log(q), tight=spec["bias_tight"], fit_from=spec["fit_from_T"]))
     # competitors on the same instance, for the figure (no claim is made about them)
     competitors = {
         "T=0 (penalty GD)": ("penalty_gd", _penalty_gd_settings(problem, rho)),
@@ -296,7 +303,7 @@ def run_c6(spec: dict, problem: ConvexProblem) -> list[dict]:
     rhos = [min(rho0 * gamma**k, rho_max) for k in range(K + 1)]  # written out here, not the solver's
     k_cap = next(k for k, r in enumerate(rhos) if r == rho_max)
     theta_star, _ = problem.bilevel_reference()
-    mu_r, L_r = problem.retain_hessian_bounds()
+    mu_r, _ = problem.retain_hessian_bounds()
     eta = 1.0 / problem.penalty_smoothness(rho_max)  # <= 1/L_F(rho_k) for every k: one step for the whole path
     D = _c1_distance_bound(problem, 1.0)  # ||theta_rho - theta*|| <= D / rho (C1(b))
     quadratic = problem.retain == "squares"
@@ -331,14 +338,9 @@ def run_c6(spec: dict, problem: ConvexProblem) -> list[dict]:
                                      tight=quadratic, fit_from=k_cap + spec["fit_from_iter"], group=group))
         else:
             # C4's bound: its proof never uses a fixed rho, only eta <= 1/L_F(rho_k) at every k
-            q = 1 - eta_in * problem.sigma_min_A
-            c4 = math.sqrt(1 - eta * mu_r)
-            xs = [problem.project_onto_argmax_phi(t) for t in thetas]
-            R = max(np.linalg.norm(t - x) for t, x in zip(thetas, xs))
-            err0 = np.linalg.norm(xs[0] - theta_star)
+            errors, bounds = _c4_distances_and_bound(problem, thetas, T, eta)
             for k in checkpoints:
-                rows.append(_row("C6", problem, "distance of P_S(theta)", k, np.linalg.norm(xs[k] - theta_star),
-                                 c4**k * err0 + 2 * (L_r / mu_r) * q**T * R, group=group))
+                rows.append(_row("C6", problem, "distance of P_S(theta)", k, errors[k], bounds[k], group=group))
     # beta > 0: what the telescoping gives with a growing rho (THEOREMS.md C6 (c)), measured
     settings = {**_penalty_gd_settings(problem, rho0, beta=spec["beta"]), "gamma": gamma, "rho_max": rho_max,
                 "outer_lr": 1.0 / problem.penalty_smoothness(rho_max)}
