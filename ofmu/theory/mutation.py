@@ -9,7 +9,7 @@ solver code with exactly one bug injected; nothing is edited on disk and the ori
 from __future__ import annotations
 
 import dataclasses
-from contextlib import ExitStack, nullcontext
+from contextlib import contextmanager, nullcontext
 from unittest import mock
 
 import pandas as pd
@@ -32,15 +32,14 @@ def _scaled_penalty_term(scale: float):
     return mock.patch.object(solver, "penalty_grad", wrong)
 
 
+@contextmanager
 def _flipped_cosine():
     """Phi = L_f + beta cos (the similarity term's sign flipped) in grad Phi and in grad F alike."""
     grad_phi, penalty_grad = solver.grad_phi, solver.penalty_grad
-    stack = ExitStack()
-    stack.enter_context(mock.patch.object(
-        solver, "grad_phi", lambda p, f, r, beta, *a, **k: grad_phi(p, f, r, -beta, *a, **k)))
-    stack.enter_context(mock.patch.object(
-        solver, "penalty_grad", lambda p, f, r, beta, *a, **k: penalty_grad(p, f, r, -beta, *a, **k)))
-    return stack
+    with mock.patch.object(solver, "grad_phi", lambda p, f, r, beta, *a, **k: grad_phi(p, f, r, -beta, *a, **k)), \
+            mock.patch.object(solver, "penalty_grad",
+                              lambda p, f, r, beta, *a, **k: penalty_grad(p, f, r, -beta, *a, **k)):
+        yield
 
 
 def _config_changed(**changes):
