@@ -70,6 +70,31 @@ def test_default_tier_dry_run_plans_every_figure_and_table(tmp_path):
         assert rule in plan
 
 
+def _job_resources(out) -> dict[str, set[str]]:
+    """{rule: the resource lines of its planned jobs} from a dry run's job list."""
+    jobs = {}
+    for block in re.split(r"\n(?:local)?rule ", out.stdout + out.stderr)[1:]:
+        name = block.split(":", 1)[0]
+        found = re.search(r"resources: (.*)", block)
+        jobs.setdefault(name, set()).add(found.group(1) if found else "")
+    return jobs
+
+
+def test_rules_declare_cluster_resources_and_the_paper_tier_asks_for_gpus(tmp_path):
+    # every job carries runtime and memory for an executor such as SLURM; only the paper tier (device cuda)
+    # asks for a GPU, and only for jobs that run a model on the GPU stage
+    default = _job_resources(_snakemake(tmp_path, "-n"))
+    default.pop("all")  # the target rule runs nothing
+    lacking = {rule: rs for rule, rs in default.items() if not all("runtime=" in r and "mem_mb=" in r for r in rs)}
+    assert default and not lacking, lacking
+    assert not any("gpu" in r for rs in default.values() for r in rs)
+    paper = _job_resources(_snakemake(tmp_path, "-n", config=REPO / "config" / "paper.yaml"))
+    for rule in ["vision_original", "vision_retrain", "llm_train", "sweep", "vision_run", "llm_run"]:
+        assert all("gpu=1" in r and "runtime=720" in r for r in paper[rule]), (rule, paper[rule])
+    for rule in ["theory_run", "theory_table", "select", "comparison_tables"]:
+        assert all("gpu" not in r for r in paper[rule]), (rule, paper[rule])
+
+
 def test_unknown_config_key_is_named(tmp_path):
     cfg = _config_with(tmp_path, lambda c: c["theory"].update(seedz=[1]))
     out = _snakemake(tmp_path, "-n", config=cfg)

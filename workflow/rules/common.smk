@@ -24,6 +24,34 @@ SWEEPS = {stage: stage_sweeps(stage, STAGE_CONFIG[stage]) for stage in UNLEARNIN
 # {stage: {cell path: cell}}: vision "<dataset>/<scenario>", LLM "<split>"
 CELLS = {stage: {cell_path(c): c for c in stage_cells(stage, STAGE_CONFIG[stage])} for stage in UNLEARNING_STAGES}
 
+# Cluster resources per kind of job (runtime in minutes, mem_mb in MiB), read by executors such as SLURM's
+# (workflow/profiles/slurm; site specifics like partition and account live there only). CPU tiers: the default
+# tier's measured maxima (results/benchmarks: <= 3.5 min and <= 1.4 GB RSS per job) with >= 4x slack. The paper
+# tier (tier: paper, device cuda) trains ResNet-18 / Llama models: hours, more memory, and one GPU for every job
+# that runs a model on its stage's device.
+JOB_RESOURCES = {  # kind: (CPU tiers, paper tier)
+    "light": ({"runtime": 10, "mem_mb": 2000}, {"runtime": 30, "mem_mb": 8000}),  # tables, figures, checks
+    "theory": ({"runtime": 10, "mem_mb": 2000}, {"runtime": 10, "mem_mb": 2000}),
+    "train": ({"runtime": 20, "mem_mb": 4000}, {"runtime": 720, "mem_mb": 32000}),
+    "evaluate": ({"runtime": 20, "mem_mb": 4000}, {"runtime": 120, "mem_mb": 32000}),
+    "unlearn": ({"runtime": 30, "mem_mb": 4000}, {"runtime": 720, "mem_mb": 32000}),
+}
+
+
+def job_resources(kind, stage=None):
+    """The resources of one rule: its kind's runtime and memory for this tier, plus gpu=1 where the job runs
+    a model on a CUDA device (stage "vision" or "llm"; "wildcard" for rules with a {stage} wildcard)."""
+    cpu_tier, paper_tier = JOB_RESOURCES[kind]
+    resources = dict(paper_tier if config.get("tier") == "paper" else cpu_tier)
+    on_gpu = lambda name: str(STAGE_CONFIG.get(name, {}).get("device", "cpu")).startswith("cuda")  # noqa: E731
+    if stage == "wildcard":
+        if any(on_gpu(name) for name in UNLEARNING_STAGES):
+            resources["gpu"] = lambda w: int(on_gpu(w.stage))
+    elif stage is not None and on_gpu(stage):
+        resources["gpu"] = 1
+    return resources
+
+
 # one figure per claim: fig<N>_<slug>; numbers are fixed so papers can cite them
 THEORY_FIGURES = {
     "C1": "fig1_penalty_consistency",

@@ -31,6 +31,8 @@ rule sweep:
     conda:
         "../../environment.yml"
     threads: lambda w: STAGE_CONFIG[w.stage].get("threads", 1)
+    resources:
+        **job_resources("unlearn", "wildcard"),
     script:
         "../scripts/unlearn_sweep.py"
 
@@ -50,6 +52,8 @@ rule select:
         "logs/{stage}/select_{cell}_{label}.log",
     conda:
         "../../environment.yml"
+    resources:
+        **job_resources("light"),
     script:
         "../scripts/select_setting.py"
 
@@ -67,6 +71,8 @@ rule signal:
         "logs/{stage}/signal.log",
     conda:
         "../../environment.yml"
+    resources:
+        **job_resources("light"),
     script:
         "../scripts/signal_check.py"
 
@@ -91,6 +97,8 @@ rule sensitivity:
     conda:
         "../../environment.yml"
     threads: lambda w: STAGE_CONFIG[w.stage].get("threads", 1)
+    resources:
+        **job_resources("unlearn", "wildcard"),
     script:
         "../scripts/unlearn_sweep.py"
 
@@ -113,6 +121,8 @@ rule comparison_tables:
         "logs/tables/{stage}_comparison.log",
     conda:
         "../../environment.yml"
+    resources:
+        **job_resources("light"),
     script:
         "../scripts/comparison_tables.py"
 
@@ -129,5 +139,7 @@ rule sensitivity_outputs:
         "logs/figures/ofmu_sensitivity.log",
     conda:
         "../../environment.yml"
+    resources:
+        **job_resources("light"),
     script:
         "../scripts/sensitivity_outputs.py"

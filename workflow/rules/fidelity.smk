@@ -14,5 +14,7 @@ rule first_order_fidelity_figure:
         "logs/figures/first_order_fidelity.log",
     conda:
         "../../environment.yml"
+    resources:
+        **job_resources("light"),
     script:
         "../scripts/first_order_fidelity_figure.py"

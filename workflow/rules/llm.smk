@@ -17,6 +17,8 @@ rule llm_corpus:
         "results/benchmarks/llm_corpus/corpus.tsv"
     conda:
         "../../environment.yml"
+    resources:
+        **job_resources("light"),
     script:
         "../scripts/llm_corpus.py"
 
@@ -38,6 +40,8 @@ rule llm_train:
     wildcard_constraints:
         model=r"full_s\d+|retain_forget\d+_s\d+",
     threads: LLM.get("threads", 1)
+    resources:
+        **job_resources("train", "llm"),
     script:
         "../scripts/llm_train.py"
 
@@ -58,6 +62,8 @@ rule llm_fq_references:
     conda:
         "../../environment.yml"
     threads: LLM.get("threads", 1)
+    resources:
+        **job_resources("evaluate", "llm"),
     script:
         "../scripts/llm_references.py"
 
@@ -83,6 +89,8 @@ rule llm_references:
     conda:
         "../../environment.yml"
     threads: LLM.get("threads", 1)
+    resources:
+        **job_resources("evaluate", "llm"),
     script:
         "../scripts/unlearn_references.py"
 
@@ -109,6 +117,8 @@ rule llm_run:
     conda:
         "../../environment.yml"
     threads: LLM.get("threads", 1)
+    resources:
+        **job_resources("unlearn", "llm"),
     script:
         "../scripts/unlearn_run.py"
 
@@ -130,6 +140,8 @@ rule llm_sample_costs:
     conda:
         "../../environment.yml"
     threads: LLM.get("threads", 1)
+    resources:
+        **job_resources("evaluate", "llm"),
     script:
         "../scripts/llm_sample_costs.py"
 
@@ -151,6 +163,8 @@ rule llm_tables:
         "logs/tables/llm_tables.log",
     conda:
         "../../environment.yml"
+    resources:
+        **job_resources("light"),
     script:
         "../scripts/llm_tables.py"
 
@@ -170,6 +184,8 @@ rule llm_figures:
         "logs/figures/llm_figures.log",
     conda:
         "../../environment.yml"
+    resources:
+        **job_resources("light"),
     script:
         "../scripts/llm_figures.py"
 
@@ -183,6 +199,8 @@ rule llm_difficulty_figure:
         "logs/figures/llm_difficulty.log",
     conda:
         "../../environment.yml"
+    resources:
+        **job_resources("light"),
     script:
         "../scripts/llm_difficulty_figure.py"
 
@@ -210,5 +228,7 @@ rule llm_first_order_fidelity:
     conda:
         "../../environment.yml"
     threads: LLM.get("threads", 1)
+    resources:
+        **job_resources("unlearn", "llm"),
     script:
         "../scripts/first_order_fidelity.py"

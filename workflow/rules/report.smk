@@ -13,5 +13,7 @@ rule provenance:
         "../../environment.yml"
     log:
         "logs/provenance.log",
+    resources:
+        **job_resources("light"),
     script:
         "../scripts/provenance.py"

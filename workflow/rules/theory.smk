@@ -18,6 +18,8 @@ rule theory_run:
     wildcard_constraints:
         claim="C[0-9]+",
     threads: 1
+    resources:
+        **job_resources("theory"),
     script:
         "../scripts/theory_run.py"
 
@@ -35,6 +37,8 @@ rule theory_check:
         "logs/theory/check_{claim}.log",
     benchmark:
         "results/benchmarks/theory_check/{claim}.tsv"
+    resources:
+        **job_resources("light"),
     script:
         "../scripts/theory_check.py"
 
@@ -54,6 +58,8 @@ rule theory_figure:
         "logs/figures/{figure}.log",
     wildcard_constraints:
         figure="|".join(THEORY_FIGURES.values()),
+    resources:
+        **job_resources("light"),
     script:
         "../scripts/theory_figure.py"
 
@@ -69,5 +75,7 @@ rule theory_table:
         "../../environment.yml"
     log:
         "logs/tables/tab1_theory_claims.log",
+    resources:
+        **job_resources("light"),
     script:
         "../scripts/theory_table.py"

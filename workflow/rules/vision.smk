@@ -17,6 +17,8 @@ rule vision_original:
     conda:
         "../../environment.yml"
     threads: VISION.get("threads", 1)
+    resources:
+        **job_resources("train", "vision"),
     script:
         "../scripts/vision_train.py"
 
@@ -33,6 +35,8 @@ rule vision_retrain:
     conda:
         "../../environment.yml"
     threads: VISION.get("threads", 1)
+    resources:
+        **job_resources("train", "vision"),
     script:
         "../scripts/vision_train.py"
 
@@ -53,6 +57,8 @@ rule vision_references:
     conda:
         "../../environment.yml"
     threads: VISION.get("threads", 1)
+    resources:
+        **job_resources("evaluate", "vision"),
     script:
         "../scripts/unlearn_references.py"
 
@@ -77,6 +83,8 @@ rule vision_run:
     conda:
         "../../environment.yml"
     threads: VISION.get("threads", 1)
+    resources:
+        **job_resources("unlearn", "vision"),
     script:
         "../scripts/unlearn_run.py"
 
@@ -99,6 +107,8 @@ rule vision_table:
         table="|".join(VISION_TABLES.values()),
     conda:
         "../../environment.yml"
+    resources:
+        **job_resources("light"),
     script:
         "../scripts/vision_tables.py"
 
@@ -118,6 +128,8 @@ rule vision_figures:
         "logs/figures/vision_figures.log",
     conda:
         "../../environment.yml"
+    resources:
+        **job_resources("light"),
     script:
         "../scripts/vision_figures.py"
 
@@ -143,5 +155,7 @@ rule vision_first_order_fidelity:
     conda:
         "../../environment.yml"
     threads: VISION.get("threads", 1)
+    resources:
+        **job_resources("unlearn", "vision"),
     script:
         "../scripts/first_order_fidelity.py"
