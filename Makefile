@@ -8,8 +8,23 @@ export HF_HUB_OFFLINE := 1
 
 .PHONY: all test smoke env data clean-results
 
+# Where the pipeline runs (results/, figures/, paper_tables/, .snakemake/) and extra snakemake arguments, e.g.
+# `make WORKDIR=/tmp/run SNAKEMAKE_ARGS="--configfile config/smoke.yaml"`.
+WORKDIR ?= .
+SNAKEMAKE_ARGS ?=
+
+# Resume after a kill: a killed run (kill -9, a power cut) leaves Snakemake's lock and its incomplete-output
+# markers behind, and a plain rerun stops on them. `make` holds a kernel lock (flock) on WORKDIR while it runs;
+# the kernel releases it when its holder dies, so a Snakemake lock found while holding it is stale: it is
+# removed (--unlock) and the jobs the kill interrupted rerun (--rerun-incomplete). A second `make` on the same
+# WORKDIR while one runs stops with an error instead. (-o: flock holds the lock itself, so job processes that
+# outlive a kill of the process group do not keep it.)
 all: env data
-	$(BIN)/snakemake --cores all
+	@mkdir -p $(WORKDIR)/.snakemake
+	@flock -n -o -E 75 $(WORKDIR)/.snakemake/make.lock sh -c '\
+		$(BIN)/snakemake -s $(CURDIR)/Snakefile -d $(WORKDIR) $(SNAKEMAKE_ARGS) --unlock >/dev/null 2>&1; \
+		exec $(BIN)/snakemake -s $(CURDIR)/Snakefile -d $(WORKDIR) $(SNAKEMAKE_ARGS) --cores all --rerun-incomplete' \
+		|| { rc=$$?; [ $$rc -ne 75 ] || echo "error: another 'make' is running the pipeline in $(WORKDIR); wait for it to end" >&2; exit $$rc; }
 
 test: env
 	$(BIN)/python -m pytest
