@@ -138,7 +138,11 @@ def _theory_errors(theory: dict, claims_file) -> list[str]:
     from ofmu.theory.stage import claim_spec
     from ofmu.theory.verdicts import load_claims
 
-    errors, claims = [], load_claims(claims_file)
+    try:
+        claims = load_claims(claims_file)
+    except ValueError as err:
+        return [f"theory.claims_file: {err}"]
+    errors = []
     for claim in theory.get("overrides") or {}:
         if claim not in claims:
             errors.append(f"theory.overrides.{claim}: no such claim in {claims_file}; valid claims: {', '.join(claims)}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ofmu.io import provenance, write_csv_atomic, write_json_atomic
-from ofmu.theory.verdicts import check_claim, load_claims
+from ofmu.theory.verdicts import check_claim, check_numbers, load_claims
 
 
 class ClaimFailed(RuntimeError):
@@ -26,6 +26,7 @@ def claim_spec(claims_file: str | Path, claim_id: str, overrides: dict | None = 
             raise ValueError(f"override theory.overrides.{claim_id}.{key}: {claim_id} has no key {key!r}; "
                              f"its keys: {sorted(spec)}")
         spec[key] = value
+    check_numbers(spec, f"theory.overrides.{claim_id} (after overrides)")
     return spec
 
 

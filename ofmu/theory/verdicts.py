@@ -30,16 +30,57 @@ ROW_COLUMNS = ["claim", "family", "seed", "quantity", "group", "x", "value", "bo
                "fit_kind", "predicted", "tight", "fit_from"]
 
 
+# the keys each claim's runner reads (ofmu/theory/claims.py), beyond the common ones
+CLAIM_RUNNER_KEYS = {
+    "C1": {"rho_min", "rho_max", "rho_points", "fit_from_rho", "solver_rhos", "solver_tol", "solver_max_iter",
+           "solver_match"},
+    "C2": {"rho", "max_iter", "tight_families", "fit_from_iter"},
+    "C3": {"rho", "max_iter", "fit_from_iter", "checkpoint_step"},
+    "C4": {"rho", "max_iter", "inner_steps", "fit_from_T", "bias_tight"},
+    "C5": {"beta", "rho", "step_fraction", "max_iter", "stationary_tol"},
+    "C6": {"rho0", "gamma", "rho_max", "max_iter", "inner_steps", "beta", "fit_from_iter", "checkpoint_step",
+           "stationary_tol", "match_tol"},
+}
+NON_NUMERIC_KEYS = {"title", "families", "derivatives", "tight_families", "inner_steps", "solver_rhos",
+                    "fit_from_iter", "bias_tight", "inconclusive_ok"}
+RESTORE = "restore it with `git checkout theory/claims.yaml`, or point theory.claims_file at a valid file"
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def load_claims(path: str | Path) -> dict:
-    """Read claims.yaml; every claim needs the common keys (its own keys are checked by its runner)."""
-    claims = yaml.safe_load(Path(path).read_text())
+    """Read claims.yaml: one ValueError naming the file, the claim and the key for anything a run would trip on
+    later (a missing or unreadable file, not a mapping, a missing key, a number that is not a finite number)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"claims file {path} does not exist (or is not a file); {RESTORE}")
+    try:
+        claims = yaml.safe_load(path.read_text())
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ValueError(f"claims file {path} is not readable YAML ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0]}); {RESTORE}") from None
+    if not isinstance(claims, dict) or not claims:
+        raise ValueError(f"claims file {path} must map claim ids ({', '.join(CLAIM_IDS)}) to their settings; "
+                         f"it holds {type(claims).__name__}; {RESTORE}")
     for cid, spec in claims.items():
         if cid not in CLAIM_IDS:
             raise ValueError(f"{path}: unknown claim {cid!r}; claims with a runner: {', '.join(CLAIM_IDS)}")
-        missing = sorted(CLAIM_KEYS - set(spec))
+        if not isinstance(spec, dict):
+            raise ValueError(f"{path}: claim {cid} must be a mapping of settings, got {spec!r}")
+        missing = sorted((CLAIM_KEYS | CLAIM_RUNNER_KEYS[cid]) - set(spec))
         if missing:
             raise ValueError(f"{path}: claim {cid} lacks key(s) {missing}")
+        check_numbers(spec, f"{path}: claim {cid}")
     return claims
+
+
+def check_numbers(spec: dict, where: str) -> None:
+    """Every numeric setting of a claim is a finite number (not a bool, not a string)."""
+    for key, value in spec.items():
+        if key not in NON_NUMERIC_KEYS and not _is_number(value):
+            raise ValueError(f"{where} key {key!r} = {value!r}: expected a finite number")
 
 
 def fit_rate(x: np.ndarray, value: np.ndarray, kind: str) -> float:

@@ -5,12 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from ofmu.core.ofmu import OFMUConfig, run_ofmu
 from ofmu.theory.claims import run_claim
 from ofmu.theory.problems import make_problem
 from ofmu.theory.stage import ClaimFailed, check_claim_files, claim_spec
-from ofmu.theory.verdicts import check_claim
+from ofmu.theory.verdicts import check_claim, load_claims
 
 CLAIMS = "theory/claims.yaml"
 SMALL = {
@@ -93,6 +94,43 @@ def test_rows_without_bound_or_fit_are_figure_data_not_checks():
     # every verdict left can fail: scaling every bound down by 1e3 fails all of them
     rows["bound"] *= 1e-3
     assert not check_claim("C4", spec, rows)["passed"].any()
+
+
+@pytest.mark.parametrize("content, named", [
+    (None, "does not exist"),
+    (b"", "must map claim ids"),
+    (b"\xff\xfe\x00garbage\x81", "not readable YAML"),
+    (b"- C1\n- C2\n", "holds list"),
+    (b"C1: [unclosed\n", "not readable YAML"),
+    (b"C1: 5\n", "claim C1 must be a mapping"),
+])
+def test_a_broken_claims_file_gets_one_error_naming_it(tmp_path, content, named):
+    path = tmp_path / "claims.yaml"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=named) as err:
+        load_claims(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("edit, named", [
+    (lambda c: c["C1"].pop("solver_tol"), r"claim C1 lacks key\(s\) \['solver_tol'\]"),
+    (lambda c: c["C3"].update(tol="abc"), r"claim C3 key 'tol' = 'abc': expected a finite number"),
+    (lambda c: c["C6"].update(gamma=True), r"claim C6 key 'gamma' = True: expected a finite number"),
+    (lambda c: c["C5"].update(max_iter=float("nan")), r"claim C5 key 'max_iter' = nan"),
+])
+def test_a_claims_file_with_a_bad_setting_names_the_claim_and_key(tmp_path, edit, named):
+    claims = yaml.safe_load(open(CLAIMS).read())
+    edit(claims)
+    path = tmp_path / "claims.yaml"
+    path.write_text(yaml.safe_dump(claims))
+    with pytest.raises(ValueError, match=named):
+        load_claims(path)
+
+
+def test_a_bad_override_value_is_named_before_any_run():
+    with pytest.raises(ValueError, match=r"theory.overrides.C2 \(after overrides\) key 'tol' = 'abc'"):
+        claim_spec(CLAIMS, "C2", {"C2": {"tol": "abc"}})
 
 
 def test_override_of_an_unknown_key_names_it():

@@ -134,6 +134,8 @@ def test_a_configfile_replaces_the_default_tier_and_an_omitted_scenario_schedule
     (lambda c: c["llm"]["variants"].update(X={"method": "OFMX"}), ["variants.X", "OFMX", "valid methods"]),
     (lambda c: c["theory"]["overrides"].update(C9={"max_iter": 3}), ["C9", "valid claims", "C1"]),
     (lambda c: c["theory"]["overrides"]["C2"].update(max_iters=3), ["C2", "max_iters", "its keys"]),
+    (lambda c: c["theory"]["overrides"]["C2"].update(tol="abc"), ["C2", "'tol' = 'abc'", "finite number"]),
+    (lambda c: c["theory"].update(claims_file="theory/nope.yaml"), ["theory.claims_file", "does not exist", "git checkout"]),
     (lambda c: c["llm"].update(splits=["forget10", "forget05"]), ["forget05", "forget_percents"]),
     (lambda c: c["vision"]["datasets"].update({"class": []}), ["class", "non-empty"]),
     (lambda c: c["llm"]["variants"].update(OFMU_x={"method": "OFMU", "hparams": {"outer_grad": "exakt"}}),
