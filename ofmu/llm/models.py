@@ -280,13 +280,22 @@ def load_causal_lm(name_or_path: str | os.PathLike, device: str | torch.device =
         kwargs["dtype"] = dtype
     if gguf_file is not None:
         kwargs["gguf_file"] = gguf_file
+    from safetensors import SafetensorError
+
     local = Path(name_or_path).is_dir()
+    name = str(name_or_path)
+    # a path, not a hub id ("org/name" or "name"): a missing folder fails now, not after the hub's retries
+    if not local and (name.startswith(("/", ".", "~")) or name.count("/") >= 2 or os.sep != "/" and os.sep in name):
+        raise OSError(f"cannot load causal LM {name!r}: no such directory. Fix: check the path (the pipeline "
+                      f"writes its models under results/llm/models/), or pass a hub id of the form org/name")
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(name_or_path), **kwargs)
-    except (OSError, ValueError) as exc:  # missing files raise OSError, a config without model_type ValueError
+        model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+    except (OSError, ValueError, SafetensorError) as exc:  # missing files: OSError; no model_type: ValueError;
+        # a truncated or empty model.safetensors: SafetensorError
         offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
         hint = ("the directory has no loadable model (expected config.json + model.safetensors from "
-                "save_model)" if local else
+                "save_model; a truncated file is never used: delete the directory and rerun, the pipeline "
+                "rebuilds it)" if local else
                 "HF_HUB_OFFLINE=1 is set and the model is not in the local cache: run once with network "
                 "access, or download it (`huggingface-cli download NAME --local-dir DIR`) and pass DIR"
                 if offline else "check the model id, network access and, for gated models, `huggingface-cli login`")

@@ -189,3 +189,19 @@ def test_load_errors_name_the_fix(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(OSError, match="save_model"):
         load_causal_lm(tmp_path / "empty")
+
+
+def test_a_missing_model_folder_fails_at_once_and_a_truncated_one_is_named(tmp_path, tiny_tokenizer):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(OSError, match="no such directory"):
+        load_causal_lm("results/llm/models/full_s9")  # a path: no hub lookup (offline or not)
+    assert time.perf_counter() - start < 5
+    save_model(build_gpt2(20, GPT2Spec(n_layer=1, n_embd=8, n_head=2, n_positions=6), seed=0), tmp_path / "m",
+               tiny_tokenizer)
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(OSError, match=r"delete the directory and rerun") as err:
+        load_causal_lm(tmp_path / "m")
+    assert str(tmp_path / "m") in str(err.value)
