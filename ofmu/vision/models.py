@@ -13,6 +13,7 @@ Models are built on CPU from an explicit seed and moved by the caller; no code h
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -116,18 +117,37 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict[st
         save_file(state, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
 
 
+class CorruptCheckpointError(OSError):
+    """A checkpoint file exists but cannot be read (truncated, empty, not safetensors)."""
+
+
+@contextmanager
+def _readable(path):
+    """Turn safetensors' own error on a damaged file into one that names the file and the fix: a cached model
+    that is corrupt is never used (the pipeline does not rebuild a file that exists, so it must be deleted)."""
+    from safetensors import SafetensorError
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; run the training step that writes it first")
+    try:
+        yield
+    except SafetensorError as err:
+        raise CorruptCheckpointError(f"checkpoint {path} is damaged ({err}); delete it and rerun: the pipeline "
+                                     f"retrains it") from None
+
+
 def load_checkpoint(model: nn.Module, path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """Load safetensors weights into ``model`` (strict: every key must match) and move it to ``device``."""
     from safetensors.torch import load_file
 
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; run the training step that writes it first")
-    model.load_state_dict(load_file(str(path)), strict=True)
+    with _readable(path):
+        weights = load_file(str(path))
+    model.load_state_dict(weights, strict=True)
     return model.to(device)
 
 
 def checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
+    with _readable(path), safe_open(str(path), framework="pt") as f:
         return dict(f.metadata() or {})

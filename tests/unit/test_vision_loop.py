@@ -8,7 +8,9 @@ from ofmu.vision import api as V
 from ofmu.vision.data import TensorLoader
 from ofmu.unlearning.loop import ClassificationTask, peak_memory, run_unlearning
 from ofmu.unlearning.methods import make_method
-from ofmu.vision.models import build_model, checkpoint_metadata, load_checkpoint, save_checkpoint
+from ofmu.vision.models import (
+    CorruptCheckpointError, build_model, checkpoint_metadata, load_checkpoint, save_checkpoint,
+)
 
 SMALL = {"width": 8, "hidden": 32}
 
@@ -119,6 +121,18 @@ def test_models_and_checkpoints(tmp_path):
     assert checkpoint_metadata(path) == {"seed": "0", "dataset": "fashion_mnist"}
     with pytest.raises(FileNotFoundError, match="run the training step"):
         load_checkpoint(cnn, tmp_path / "missing.safetensors")
+
+
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b"", lambda b: b"not safetensors at all"])
+def test_a_damaged_checkpoint_is_named_with_the_fix_never_used(tmp_path, damage):
+    cnn = build_model("small_cnn", 0, in_channels=1, image_size=28, num_classes=10)
+    path = tmp_path / "original_s0.safetensors"
+    save_checkpoint(cnn, path, {"seed": 0})
+    path.write_bytes(damage(path.read_bytes()))
+    for read in (lambda: load_checkpoint(cnn, path), lambda: checkpoint_metadata(path)):
+        with pytest.raises(CorruptCheckpointError, match=r"is damaged .*delete it and rerun") as err:
+            read()
+        assert str(path) in str(err.value)
 
 
 def test_resnet18_has_cifar_stem(tmp_path):
