@@ -57,6 +57,8 @@ def load_tofu_split(source: str | os.PathLike, split: str, cache_dir: str | None
         if data_file.stat().st_size == 0:
             # a probe split can be empty in a tiny corpus; the json builder cannot infer columns from nothing
             return datasets.Dataset.from_list([])
+        if data_file.read_text().lstrip().startswith("{"):  # JSON lines (.jsonl, and TOFU's own .json files)
+            _check_json_lines(data_file)
         ds = datasets.load_dataset("json", data_files=str(data_file), split="train", cache_dir=cache_dir)
     elif path.exists():
         raise TofuUnavailableError(f"TOFU source {source} is a file; pass the directory that holds <split>.jsonl")
@@ -69,6 +71,26 @@ def load_tofu_split(source: str | os.PathLike, split: str, cache_dir: str | None
             f"splits need {list(REQUIRED_COLUMNS)} and, for truth ratios, perturbed_answer (a list)"
         )
     return ds
+
+
+def _check_json_lines(data_file: Path) -> None:
+    """Every line of a local split is a JSON object with the required fields: one error naming the file, the
+    line and the fix, before the json builder fails on it with its own traceback (or loads a missing field as
+    None and a later step fails far from the cause)."""
+    import json
+
+    fix = "regenerate the corpus (delete its folder and rerun; ofmu.llm.corpus.write_corpus writes it)"
+    for number, line in enumerate(data_file.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise TofuUnavailableError(f"{data_file} line {number} is not JSON ({err.msg}); {fix}") from None
+        missing = [c for c in REQUIRED_COLUMNS if not isinstance(row, dict) or row.get(c) is None]
+        if missing:
+            raise TofuUnavailableError(f"{data_file} line {number} lacks {missing} (TOFU-format rows need "
+                                       f"{list(REQUIRED_COLUMNS)}); {fix}")
 
 
 def _load_hub(repo_id: str, split: str, cache_dir: str | None):

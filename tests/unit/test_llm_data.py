@@ -64,8 +64,14 @@ def test_generated_corpus_loads_through_the_same_path(tmp_path):
 def test_loader_errors_name_the_fix(tofu_dir):
     with pytest.raises(TofuUnavailableError, match="available splits: bad, forget01_perturbed, retain99"):
         load_tofu_split(tofu_dir, "forget05")
-    with pytest.raises(TofuUnavailableError, match=r"lacks column\(s\) \['question', 'answer'\]"):
+    with pytest.raises(TofuUnavailableError, match=r"bad.json line 1 lacks \['question', 'answer'\].*regenerate"):
         load_tofu_split(tofu_dir, "bad")
+    (tofu_dir / "broken.jsonl").write_text('{"question": "Q?", "answer": "A."}\n{"question": "Q2?", "ans')
+    with pytest.raises(TofuUnavailableError, match=r"broken.jsonl line 2 is not JSON .*regenerate the corpus"):
+        load_tofu_split(tofu_dir, "broken")
+    (tofu_dir / "partial.jsonl").write_text('{"question": "Q?", "answer": "A."}\n{"question": "Q2?"}\n')
+    with pytest.raises(TofuUnavailableError, match=r"partial.jsonl line 2 lacks \['answer'\]"):
+        load_tofu_split(tofu_dir, "partial")
     with pytest.raises(ValueError, match="forgetNN"):
         training_split_names(tofu_dir, "retain90")
 
