@@ -90,13 +90,10 @@ class ConvexProblem:
 
     def retain_hessian_bounds(self) -> tuple[float, float]:
         """(mu_r, L_r): global strong convexity and smoothness constants of L_r."""
-        gram = self.X_r.T @ self.X_r / len(self.y_r)
-        ev = np.linalg.eigvalsh(gram)
+        ev = np.linalg.eigvalsh((self.X_r.T * self._weights()) @ self.X_r)  # sum_i w_i x_i x_i^T
         lowest = float(ev.min()) if ev.min() > 1e-10 * ev.max() else 0.0  # round-off is not curvature
         if self.retain == "squares":
             return lowest + self.mu, float(ev.max() + self.mu)
-        if self.w_r is not None:  # weighted mean: sum_i w_i x_i x_i^T, weights summing to 1
-            ev = np.linalg.eigvalsh((self.X_r.T * self.w_r) @ self.X_r)
         return float(self.mu), float(ev.max() / 4 + self.mu)  # logistic'' <= 1/4
 
     def penalty_hessian(self, rho: float, theta: np.ndarray | None = None) -> np.ndarray:
