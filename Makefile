@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: all test smoke env data clean-results
+.PHONY: all test smoke compare env data clean-results
 
 # Where the pipeline runs (results/, figures/, paper_tables/, .snakemake/) and extra snakemake arguments, e.g.
 # `make WORKDIR=/tmp/run SNAKEMAKE_ARGS="--configfile config/smoke.yaml"`.
@@ -28,6 +28,13 @@ all: env data
 
 test: env
 	$(BIN)/python -m pytest
+
+# Reproducibility check: the metric tables of the run in WORKDIR (after `make`) against the committed ones
+# (git HEAD's paper_tables/); prints every cell that differs, exits 1 if any does. The *_costs tables (wall
+# time, memory) are left out: they differ between runs by design.
+compare: env
+	@ref=$$(mktemp -d) && trap 'rm -rf "$$ref"' EXIT && git -C $(CURDIR) archive HEAD paper_tables | tar -x -C "$$ref" \
+		&& $(BIN)/python -m ofmu compare $(WORKDIR)/paper_tables "$$ref/paper_tables"
 
 smoke: env
 	$(BIN)/snakemake --cores all --configfile config/smoke.yaml -d results/smoke-run

@@ -3,6 +3,7 @@
     python -m ofmu check C3 --family quadratic_strong --seed 0
     python -m ofmu solve --problem logistic_ridge --solver ofmu --iterations 200 --set beta=0 --set inner_steps=5
     python -m ofmu mutations --seed 0      # every claim against each deliberately wrong solver (THEOREMS.md)
+    python -m ofmu compare RUN/paper_tables paper_tables   # which metric cells differ (`make compare`)
 """
 
 from __future__ import annotations
@@ -94,6 +95,18 @@ def _cmd_mutations(args) -> int:
     return 0
 
 
+def _cmd_compare(args) -> int:
+    from ofmu.tables import compare_tables, metric_tables
+
+    diffs = compare_tables(args.run, args.reference)
+    for line in diffs:
+        print(line)
+    n = len(metric_tables(args.reference))
+    print(f"{len(diffs)} difference(s) in the {n} metric tables of {args.run} against {args.reference}"
+          if diffs else f"the {n} metric tables of {args.run} equal those of {args.reference} byte for byte")
+    return 1 if diffs else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ofmu.core import solvers  # noqa: F401
     from ofmu.registry import PROBLEMS, SOLVERS
@@ -123,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     mutations.add_argument("--seed", type=int, nargs="+", default=[0])
     mutations.add_argument("--claims-file", default=str(DEFAULT_CLAIMS))
     mutations.set_defaults(func=_cmd_mutations)
+    compare = sub.add_parser("compare", help="compare a run's metric tables (tab*.csv, not the *_costs tables) with "
+                                              "reference ones; print every differing cell; exit 1 if any differ")
+    compare.add_argument("run", help="the run's paper_tables/ folder")
+    compare.add_argument("reference", help="the reference paper_tables/ folder (e.g. the committed one)")
+    compare.set_defaults(func=_cmd_compare)
     return parser
 
 

@@ -108,3 +108,47 @@ def read_results(paths: Sequence[str | Path]) -> pd.DataFrame:
     frames = [pd.read_csv(p) for p in paths]
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# ---- reproducibility: a run's metric tables against reference tables ----------------------------------------
+
+
+def metric_tables(directory: str | Path) -> list[str]:
+    """The metric tables of a paper_tables/ directory: every tab*.csv except the measured costs (*_costs.csv),
+    which differ from run to run by design."""
+    return sorted(p.name for p in Path(directory).glob("tab*.csv") if not p.name.endswith("_costs.csv"))
+
+
+def compare_tables(run: str | Path, reference: str | Path, max_cells: int = 20) -> list[str]:
+    """Every difference between the metric tables of ``run`` and ``reference`` (two paper_tables/ folders),
+    one line each: a table missing on either side, a different shape or header, or a cell whose text differs
+    (named by table, row, its leading key cells, and column). Empty when the tables are byte-identical.
+    Cells are compared as written (text), so a change in the last printed digit counts."""
+    run, reference = Path(run), Path(reference)
+    for d in (run, reference):
+        if not d.is_dir():
+            raise ValueError(f"{d} is not a directory: pass a paper_tables/ folder of a finished run")
+    names = metric_tables(reference)
+    if not names:
+        raise ValueError(f"{reference} holds no metric tables (tab*.csv): pass the paper_tables/ folder")
+    diffs = [f"{n}: in {run} but not in {reference}" for n in metric_tables(run) if n not in names]
+    for name in names:
+        if not (run / name).exists():
+            diffs.append(f"{name}: missing from {run}")
+            continue
+        if (run / name).read_bytes() == (reference / name).read_bytes():
+            continue
+        a, b = (pd.read_csv(d / name, dtype=str, keep_default_na=False) for d in (run, reference))
+        if list(a.columns) != list(b.columns) or a.shape != b.shape:
+            diffs.append(f"{name}: shape {a.shape} columns {list(a.columns)} vs {b.shape} {list(b.columns)}")
+            continue
+        cells = [(i, c) for i in range(len(a)) for c in a.columns if a.at[i, c] != b.at[i, c]]
+        keys = list(a.columns[:2])
+        for i, c in cells[:max_cells]:
+            where = " | ".join(b.at[i, k] for k in keys)
+            diffs.append(f"{name}: row {i + 1} ({where}), column {c!r}: {a.at[i, c]!r} vs {b.at[i, c]!r}")
+        if len(cells) > max_cells:
+            diffs.append(f"{name}: ... and {len(cells) - max_cells} more cells")
+        if not cells:  # same cells, different bytes (quoting, line ends)
+            diffs.append(f"{name}: same cells, different bytes")
+    return diffs

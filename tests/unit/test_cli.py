@@ -60,3 +60,28 @@ def test_the_scalarized_method_rejects_a_bad_step_or_weight():
             make_method("Scalarized", "vision", **bad)
     with pytest.raises(ValueError, match="'lr' of method 'Scalarized' must be a number"):
         make_method("Scalarized", "vision", lr=True)
+
+
+def test_compare_names_each_differing_metric_cell_and_ignores_the_cost_tables(tmp_path, capsys):
+    import pandas as pd
+
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    for d in (ref, run):
+        d.mkdir()
+        pd.DataFrame({"dataset": ["mnist", "mnist"], "label": ["GA", "OFMU"], "UA": ["1.00 ± 0.10", "2.00 ± 0.20"]}).to_csv(
+            d / "tab2_vision_random.csv", index=False)
+        pd.DataFrame({"claim": ["C1"], "status": ["PASS"]}).to_csv(d / "tab1_theory_claims.csv", index=False)
+    pd.DataFrame({"label": ["GA"], "RTE (s)": ["1.0"]}).to_csv(ref / "tab2_vision_random_costs.csv", index=False)
+    pd.DataFrame({"label": ["GA"], "RTE (s)": ["9.9"]}).to_csv(run / "tab2_vision_random_costs.csv", index=False)
+    assert main(["compare", str(run), str(ref)]) == 0  # timing differs, metrics do not
+    assert "equal" in capsys.readouterr().out
+
+    table = pd.read_csv(run / "tab2_vision_random.csv", dtype=str)
+    table.loc[1, "UA"] = "2.01 ± 0.20"  # one printed digit
+    table.to_csv(run / "tab2_vision_random.csv", index=False)
+    (run / "tab1_theory_claims.csv").unlink()
+    assert main(["compare", str(run), str(ref)]) == 1
+    out = capsys.readouterr().out
+    assert "tab2_vision_random.csv: row 2 (mnist | OFMU), column 'UA': '2.01 ± 0.20' vs '2.00 ± 0.20'" in out
+    assert "tab1_theory_claims.csv: missing from" in out and "2 difference(s)" in out
+    assert "costs" not in out

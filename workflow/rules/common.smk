@@ -196,7 +196,8 @@ def stage_labels(stage):
 
 
 def vision_targets():
-    tables = [f"paper_tables/{VISION_TABLES[sc]}.{ext}" for sc in VISION["datasets"] for ext in TABLE_EXTS]
+    tables = [f"paper_tables/{VISION_TABLES[sc]}{kind}.{ext}" for sc in VISION["datasets"] for kind in ["", "_costs"]
+              for ext in TABLE_EXTS]
     return tables + ["figures/fig6_vision_fronts.png", "figures/fig7_vision_ofmu_diagnostics.png"]
 
 

@@ -96,7 +96,8 @@ rule vision_table:
         runs=lambda w: run_files("vision", cells=[c for c in CELLS["vision"] if c.endswith(SCENARIO_OF_TABLE[w.table])]),
         selected=selected_files("vision"),
     output:
-        expand("paper_tables/{{table}}.{ext}", ext=TABLE_EXTS),
+        table=expand("paper_tables/{{table}}.{ext}", ext=TABLE_EXTS),
+        costs=expand("paper_tables/{{table}}_costs.{ext}", ext=TABLE_EXTS),
     params:
         scenario=lambda w: SCENARIO_OF_TABLE[w.table],
         order=stage_labels("vision"),
