@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: all test smoke compare env data clean-results
+.PHONY: all test smoke compare report env data slurm clean-results
 
 # Where the pipeline runs (results/, figures/, paper_tables/, .snakemake/) and extra snakemake arguments, e.g.
 # `make WORKDIR=/tmp/run SNAKEMAKE_ARGS="--configfile config/smoke.yaml"`.
@@ -26,8 +26,15 @@ all: env data
 		exec $(BIN)/snakemake -s $(CURDIR)/Snakefile -d $(WORKDIR) $(SNAKEMAKE_ARGS) --cores all --rerun-incomplete' \
 		|| { rc=$$?; [ $$rc -ne 75 ] || echo "error: another 'make' is running the pipeline in $(WORKDIR); wait for it to end" >&2; exit $$rc; }
 
-test: env
+test: env slurm
 	$(BIN)/python -m pytest
+
+# SLURM and munge for tests/workflow/test_slurm.py, which runs a private one-node cluster (needs root; where apt
+# is not available the test is skipped and says why). Debian's packages start no daemon on install here.
+slurm:
+	@command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd munge slurm-client; } \
+		|| echo "warning: could not install slurmctld, slurmd and munge: the SLURM test will be skipped"
 
 # Reproducibility check: the metric tables of the run in WORKDIR (after `make`) against the committed ones
 # (git HEAD's paper_tables/); prints every cell that differs, exits 1 if any does. The *_costs tables (wall
@@ -35,6 +42,11 @@ test: env
 compare: env
 	@ref=$$(mktemp -d) && trap 'rm -rf "$$ref"' EXIT && git -C $(CURDIR) archive HEAD paper_tables | tar -x -C "$$ref" \
 		&& $(BIN)/python -m ofmu compare $(WORKDIR)/paper_tables "$$ref/paper_tables"
+
+# The HTML report of the run in WORKDIR (give the same SNAKEMAKE_ARGS, e.g. its --configfile): every figure and
+# table with its caption, grouped by stage.
+report: env
+	$(BIN)/snakemake -s $(CURDIR)/Snakefile -d $(WORKDIR) $(SNAKEMAKE_ARGS) --report $(abspath $(WORKDIR))/report.html
 
 smoke: env
 	$(BIN)/snakemake --cores all --configfile config/smoke.yaml -d results/smoke-run

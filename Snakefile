@@ -25,6 +25,10 @@ wildcard_constraints:
     label=r"(?!reference\b)[^/.]+",  # a method or variant; never the reference rows' folder
 
 
+# `snakemake --report report.html` after a run (same --configfile): every figure and table with its caption
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/theory.smk"
 

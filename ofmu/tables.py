@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,10 +23,14 @@ def mean_std(values, digits: int = 2) -> str:
 
 
 def write_table(frame: pd.DataFrame, stem: str | Path, caption: str) -> None:
-    """stem.csv (raw), stem.md (caption + pipe table), stem.tex (table environment)."""
+    """stem.csv (raw), stem.md (caption + pipe table), stem.tex (table environment), stem.html (caption +
+    table: what the Snakemake report shows)."""
     stem = Path(stem)
     write_csv_atomic(stem.with_suffix(".csv"), frame)
     write_text_atomic(stem.with_suffix(".md"), f"{caption}\n\n{frame.to_markdown(index=False)}\n")
+    write_text_atomic(stem.with_suffix(".html"),
+                      f"<!doctype html>\n<meta charset=\"utf-8\">\n<title>{html.escape(stem.name)}</title>\n"
+                      f"<p>{html.escape(caption)}</p>\n{frame.to_html(index=False, border=1)}\n")
     latex = frame.to_latex(index=False, escape=True).replace("±", r"$\pm$")
     write_text_atomic(stem.with_suffix(".tex"),
                       "\\begin{table}[t]\n\\centering\n\\small\n"

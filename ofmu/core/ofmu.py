@@ -102,6 +102,9 @@ class OFMUConfig:
                     not wants_bool and isinstance(f.default, (int, float)) and not isinstance(value, (int, float))):
                 kind = "true or false" if wants_bool else "a number"
                 raise ValueError(f"OFMU config key {f.name!r} = {value!r}: expected {kind}")
+            # infinity is a valid cap (rho_max's default: no cap), never a rate, weight or start
+            if (not wants_bool and isinstance(value, float) and f.name != "rho_max" and not math.isfinite(value)):
+                raise ValueError(f"OFMU config key {f.name!r} = {value!r}: expected a finite number")
         checks = [
             (self.beta >= 0, "beta", "a number >= 0"),
             (self.rho0 >= 0, "rho0", "a number >= 0"),
@@ -154,15 +157,16 @@ def gradient_cosine(g_f: Sequence[Tensor], g_r: Sequence[Tensor], eps: float) ->
     return _dot(g_f, g_r) / (nf * nr)
 
 
-def check_finite(named: dict[str, object], where: str) -> None:
+OFMU_DIVERGENCE_FIX = "lower outer_lr/inner_lr or rho (rho_max, gamma)"
+
+
+def check_finite(named: dict[str, object], where: str, fix: str = OFMU_DIVERGENCE_FIX) -> None:
+    """NonFiniteError naming the first non-finite value, where, and ``fix`` (the solver's own settings)."""
     for name, value in named.items():
         values = value if isinstance(value, (tuple, list)) else (value,)
         for v in values:
             if not bool(torch.isfinite(torch.as_tensor(v)).all()):
-                raise NonFiniteError(
-                    f"non-finite {name} at {where}; the run diverged: lower outer_lr/inner_lr or rho "
-                    f"(rho_max, gamma), or check the inputs for NaN"
-                )
+                raise NonFiniteError(f"non-finite {name} at {where}; the run diverged: {fix}, or check the inputs for NaN")
 
 
 def grad_phi(
@@ -466,9 +470,9 @@ def run_ofmu(
 
 def check_scalarized(weight: float, lr: float) -> None:
     """The scalarized competitor's settings: weight >= 0 (it ascends L_f) and a step lr > 0."""
-    for key, value, ok, expected in [("weight", weight, lambda v: v >= 0, "a number >= 0"),
-                                     ("lr", lr, lambda v: v > 0, "a number > 0")]:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+    for key, value, ok, expected in [("weight", weight, lambda v: v >= 0, "a finite number >= 0"),
+                                     ("lr", lr, lambda v: v > 0, "a finite number > 0")]:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
             raise ValueError(f"scalarized setting {key!r} = {value!r}: expected {expected}")
 
 
@@ -481,7 +485,7 @@ def scalarized_iteration(
     g_f = _grads(l_f, params, create_graph=False)
     g_r = _grads(l_r, params, create_graph=False)
     direction = tuple(gr - weight * gf for gr, gf in zip(g_r, g_f))
-    check_finite({"scalarized gradient": direction}, f"iteration {iteration}")
+    check_finite({"scalarized gradient": direction}, f"iteration {iteration}", fix="lower lr or weight")
     _step(params, direction, -lr)
     return {"L_f": float(l_f.detach()), "L_r": float(l_r.detach()), "grad_Lf_norm": float(_norm(g_f)),
             "grad_Lr_norm": float(_norm(g_r)), "cos": float(gradient_cosine(g_f, g_r, 1e-12))}

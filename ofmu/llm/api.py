@@ -146,8 +146,8 @@ def _split_names(split: str) -> tuple[str, str, str]:
     return split, f"retain{100 - p:02d}", f"holdout{p:02d}"
 
 
-def _rows(corpus_dir, name: str) -> list[dict]:
-    return load_tofu_split(corpus_dir, name).to_list()
+def _rows(corpus_dir, name: str, allow_empty: bool = False) -> list[dict]:
+    return load_tofu_split(corpus_dir, name, allow_empty=allow_empty).to_list()
 
 
 def make_loaders(corpus_dir, tokenizer, split: str, batch_size: int, seed: int, max_length: int = 128,
@@ -294,7 +294,7 @@ def probe_evaluate(model: nn.Module, corpus_dir, tokenizer, split: str, eval_cfg
     sets = [("forget", forget_name)] + ([("retain", "retain")] if include_retain else [])
     for side, prefix in sets:
         for probe in PROBES:
-            rows = _rows(corpus_dir, f"{prefix}_{probe}")
+            rows = _rows(corpus_dir, f"{prefix}_{probe}", allow_empty=True)  # a probe can be empty in a tiny corpus
             if not rows:
                 continue
             ev = _eval(model, tokenizer, rows, cfg, device)

@@ -42,21 +42,29 @@ def _local_file(directory: Path, split: str) -> Path:
     )
 
 
-def load_tofu_split(source: str | os.PathLike, split: str, cache_dir: str | None = None):
+def load_tofu_split(source: str | os.PathLike, split: str, cache_dir: str | None = None, allow_empty: bool = False):
     """A TOFU-format split as a ``datasets.Dataset``.
 
     ``source`` is a local directory holding ``<split>.jsonl`` or ``<split>.json`` files (the generated
     corpus, or a local copy of TOFU in the same layout), or a hub dataset id such as ``locuslab/TOFU``
-    whose configs are the split names.
+    whose configs are the split names. A local split without rows is an error unless ``allow_empty`` (a
+    probe split can be empty in a tiny corpus).
     """
     import datasets
 
     path = Path(source)
+    name = str(source)
+    if not path.is_dir() and (name.startswith(("/", ".", "~")) or name.count("/") >= 2):
+        # a path, not a hub id ("org/name"): a missing folder fails now, not at the hub
+        raise TofuUnavailableError(f"corpus directory {name} does not exist; the pipeline writes it (rule "
+                                   "llm_corpus), or pass a hub dataset id of the form org/name")
     if path.is_dir():
         data_file = _local_file(path, split)
-        if data_file.stat().st_size == 0:
-            # a probe split can be empty in a tiny corpus; the json builder cannot infer columns from nothing
-            return datasets.Dataset.from_list([])
+        if not data_file.read_text().strip():
+            if allow_empty:  # the json builder cannot infer columns from nothing
+                return datasets.Dataset.from_list([])
+            raise TofuUnavailableError(f"{data_file} holds no rows, and split {split!r} is needed here; regenerate "
+                                       f"the corpus (delete {path} and rerun: rule llm_corpus writes it)")
         if data_file.read_text().lstrip().startswith("{"):  # JSON lines (.jsonl, and TOFU's own .json files)
             _check_json_lines(data_file)
         ds = datasets.load_dataset("json", data_files=str(data_file), split="train", cache_dir=cache_dir)

@@ -322,9 +322,17 @@ def evaluate_split(model, tokenizer, ds, correct_key: str = "paraphrased_answer"
     q = [r["question"] for r in rows]
     a = [r["answer"] for r in rows]
     kw = {"batch_size": batch_size, "max_length": max_length, "device": device}
-    perturbed = [r["perturbed_answer"] for r in rows] if rows[0].get("perturbed_answer") else None
+    has = [bool(r.get("perturbed_answer")) for r in rows]
+    if any(has) and not all(has):  # truth ratios need every row's wrong answers, not the first row's alone
+        raise ValueError(f"rows {[i + 1 for i, h in enumerate(has) if not h][:10]} of the split lack perturbed_answer "
+                         "that other rows have; regenerate the corpus (or fix those rows)")
+    perturbed = [r["perturbed_answer"] for r in rows] if all(has) else None
     if perturbed is not None:
         _fixed_k(perturbed)
+        lacking = [i + 1 for i, r in enumerate(rows) if correct_key != "answer" and not isinstance(r.get(correct_key), str)]
+        if lacking:
+            raise ValueError(f"rows {lacking[:10]} of the split lack {correct_key!r} (truth ratios need it); "
+                             "regenerate the corpus (or fix those rows)")
     correct_answers = [r[correct_key] for r in rows] if perturbed is not None and correct_key != "answer" else []
     wrong_q = [qi for qi, ps in zip(q, perturbed) for _ in ps] if perturbed is not None else []
     wrong_a = [w for ps in perturbed for w in ps] if perturbed is not None else []

@@ -42,8 +42,12 @@ def test_settings_of_the_wrong_kind_or_range_are_named_not_run(capsys):
     cases = [(["--solver", "ofmu", "--set", "beta=true"], "'beta' = True: expected a number"),
              (["--solver", "ofmu", "--set", "beta=abc"], "'beta' = 'abc': expected a number"),
              (["--solver", "ofmu", "--set", "outer_backtracking=1"], "'outer_backtracking' = 1: expected true or false"),
-             (["--solver", "scalarized", "--set", "weight=0.5", "--set", "lr=0"], "'lr' = 0: expected a number > 0"),
-             (["--solver", "scalarized", "--set", "weight=-1", "--set", "lr=0.1"], "'weight' = -1: expected a number >= 0"),
+             (["--solver", "scalarized", "--set", "weight=0.5", "--set", "lr=0"], "'lr' = 0: expected a finite number > 0"),
+             (["--solver", "scalarized", "--set", "weight=-1", "--set", "lr=0.1"], "'weight' = -1: expected a finite number >= 0"),
+             (["--solver", "scalarized", "--set", "weight=1", "--set", "lr=Infinity"], "'lr' = inf: expected a finite"),
+             (["--solver", "ofmu", "--set", "rho0=Infinity"], "'rho0' = inf: expected a finite number"),
+             (["--solver", "ofmu", "--set", "beta=1e400"], "'beta' = inf: expected a finite number"),
+             (["--solver", "scalarized", "--set", "weight=1", "--set", "lr=1e3"], "diverged: lower lr or weight"),
              (["--solver", "ofmu", "--iterations", "0"], "--iterations must be >= 1, got 0")]
     for args, message in cases:
         assert main(["solve", "--problem", "quadratic_strong", *args]) == 2, args

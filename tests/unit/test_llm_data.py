@@ -74,6 +74,12 @@ def test_loader_errors_name_the_fix(tofu_dir):
         load_tofu_split(tofu_dir, "partial")
     with pytest.raises(ValueError, match="forgetNN"):
         training_split_names(tofu_dir, "retain90")
+    (tofu_dir / "retain90.jsonl").write_text("\n")  # emptied (a newline only): a split a stage needs
+    with pytest.raises(TofuUnavailableError, match=r"retain90.jsonl holds no rows.*regenerate the corpus"):
+        load_tofu_split(tofu_dir, "retain90")
+    assert load_tofu_split(tofu_dir, "retain90", allow_empty=True).num_rows == 0  # a probe split may be empty
+    with pytest.raises(TofuUnavailableError, match="corpus directory results/llm/missing_corpus does not exist"):
+        load_tofu_split("results/llm/missing_corpus", "forget10")  # a path: never sent to the hub
 
 
 def test_hub_source_offline_gives_one_clear_error(monkeypatch):

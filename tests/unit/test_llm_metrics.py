@@ -145,6 +145,15 @@ def test_evaluate_split_and_summarize_on_a_tiny_gpt2():
     assert s["forget_quality"] == pytest.approx(1.0)  # identical truth ratios
     assert 0 <= s["model_utility"] <= 1 and set(M.MU_KEYS) <= set(s)
     assert s["forget_truth_ratio"] == pytest.approx(M.truth_ratio_forget(f["tr"]))
+    # a row without the wrong answers the others have, or without its paraphrase: named, not a KeyError later
+    rows = [dict(r) for r in c["forget10_perturbed"][:3]]
+    del rows[1]["perturbed_answer"]
+    with pytest.raises(ValueError, match=r"rows \[2\] of the split lack perturbed_answer"):
+        M.evaluate_split(model, tok, rows, **kw)
+    rows = [dict(r) for r in c["forget10_perturbed"][:3]]
+    rows[2]["paraphrased_answer"] = None
+    with pytest.raises(ValueError, match=r"rows \[3\] of the split lack 'paraphrased_answer'"):
+        M.evaluate_split(model, tok, rows, **kw)
 
 
 def test_greedy_answers_with_left_padding_match_one_by_one_generation():

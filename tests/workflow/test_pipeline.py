@@ -1,27 +1,20 @@
 """The Snakemake pipeline: lint, dry run, schema errors naming the key, and the smoke tier end to end."""
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from snakemake_runs import snakemake
 
 REPO = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def _snakemake(workdir, *args, config=None, env=None):
-    cmd = SNAKEMAKE + ["-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2"]
-    if config is not None:
-        cmd += ["--configfile", str(config)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run(cmd + list(args), capture_output=True, text=True, cwd=workdir, env=env)
+    return snakemake(workdir, *args, config=config, env=env)
 
 
 def _planned(out) -> dict[str, int]:
@@ -170,10 +163,8 @@ def test_dry_run_names_a_bad_sweep_grid(tmp_path, grid, named):
 
 
 @pytest.mark.slow
-def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_path):
-    work = tmp_path / "ok"
-    work.mkdir()
-    out = _snakemake(work, config=REPO / "config" / "smoke.yaml")
+def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_path, smoke_run):
+    work, out = smoke_run
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for n in range(1, 14):
         figs = list((work / "figures").glob(f"fig{n}_*.png"))

@@ -62,7 +62,25 @@ THEORY_FIGURES = {
     "C6": "fig13_growing_penalty",
 }
 CLAIM_OF_FIGURE = {figure: claim for claim, figure in THEORY_FIGURES.items()}
-TABLE_EXTS = ["csv", "md", "tex"]
+TABLE_EXTS = ["csv", "md", "tex", "html"]
+# `snakemake --report report.html`: every figure and table (its html) is marked for the report, grouped by stage,
+# with a caption from workflow/report/ (what it shows, the config and rule it came from, the README's verdict)
+REPORT_CATEGORY = {"theory": "1. Theory", "vision": "2. Vision", "llm": "3. LLM",
+                   "sensitivity": "4. OFMU sensitivity (both stages)", "fidelity": "5. First-order fidelity",
+                   "provenance": "6. Provenance"}
+
+
+def in_report(path, caption, group, subcategory=None):
+    """``path`` marked for the report under ``group`` (a REPORT_CATEGORY key, or a function of the wildcards
+    giving one), captioned by workflow/report/<caption>.rst."""
+    category = (lambda w: REPORT_CATEGORY[group(w)]) if callable(group) else REPORT_CATEGORY[group]
+    return report(path, caption=f"../report/{caption}.rst", category=category, subcategory=subcategory)
+
+
+def table_files(stem, caption, group):
+    """A table's files, csv first (the scripts take the stem from it); the html (caption + table) is the
+    report's copy."""
+    return [f"{stem}.{ext}" for ext in TABLE_EXTS[:-1]] + [in_report(f"{stem}.html", caption, group, "tables")]
 
 
 def claim_spec_of(claim):

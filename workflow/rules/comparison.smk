@@ -111,8 +111,8 @@ rule comparison_tables:
         references=lambda w: reference_files(w.stage),
         runs=lambda w: run_files(w.stage),
     output:
-        selection=expand("paper_tables/tab8_{{stage}}_selection.{ext}", ext=TABLE_EXTS),
-        fronts=expand("paper_tables/tab9_{{stage}}_fronts.{ext}", ext=TABLE_EXTS),
+        selection=table_files("paper_tables/tab8_{stage}_selection", "tab8_selection", lambda w: w.stage),
+        fronts=table_files("paper_tables/tab9_{stage}_fronts", "tab9_fronts", lambda w: w.stage),
     params:
         domain=lambda w: w.stage,
         order=lambda w: list(SWEEPS[w.stage]),
@@ -133,8 +133,8 @@ rule sensitivity_outputs:
                           for kind, files in (("runs", sensitivity_files), ("references", reference_files),
                                               ("selected", sensitivity_selected))}),
     output:
-        figure="figures/fig12_ofmu_sensitivity.png",
-        table=expand("paper_tables/tab6_ofmu_sensitivity.{ext}", ext=TABLE_EXTS),
+        figure=in_report("figures/fig12_ofmu_sensitivity.png", "fig12_ofmu_sensitivity", "sensitivity", "figures"),
+        table=table_files("paper_tables/tab6_ofmu_sensitivity", "tab6_ofmu_sensitivity", "sensitivity"),
     log:
         "logs/figures/ofmu_sensitivity.log",
     conda:

@@ -6,8 +6,8 @@ rule first_order_fidelity_figure:
     input:
         runs=fidelity_runs(),
     output:
-        figure="figures/fig11_first_order_fidelity.png",
-        table=expand("paper_tables/tab7_first_order_fidelity.{ext}", ext=TABLE_EXTS),
+        figure=in_report("figures/fig11_first_order_fidelity.png", "fig11_first_order_fidelity", "fidelity", "figures"),
+        table=table_files("paper_tables/tab7_first_order_fidelity", "tab7_first_order_fidelity", "fidelity"),
     params:
         fd_step=canonical(method_settings("OFMU", None)["fd_step"]),
     log:

@@ -155,8 +155,8 @@ rule llm_tables:
         reference_probes=[f.replace(".csv", ".probes.csv") for f in reference_files("llm")],
         probes=run_files("llm", ".probes.csv"),
     output:
-        tofu=expand("paper_tables/tab4_llm_tofu.{ext}", ext=TABLE_EXTS),
-        probes=expand("paper_tables/tab5_llm_hard_probes.{ext}", ext=TABLE_EXTS),
+        tofu=table_files("paper_tables/tab4_llm_tofu", "tab4_llm_tofu", "llm"),
+        probes=table_files("paper_tables/tab5_llm_hard_probes", "tab5_llm_hard_probes", "llm"),
     params:
         order=stage_labels("llm"),
     log:
@@ -178,8 +178,8 @@ rule llm_figures:
         runs=run_files("llm"),
         diagnostics=run_files("llm", ".diagnostics.csv"),
     output:
-        fronts="figures/fig9_llm_fronts.png",
-        diagnostics="figures/fig10_llm_ofmu_diagnostics.png",
+        fronts=in_report("figures/fig9_llm_fronts.png", "fig9_llm_fronts", "llm", "figures"),
+        diagnostics=in_report("figures/fig10_llm_ofmu_diagnostics.png", "fig10_llm_ofmu_diagnostics", "llm", "figures"),
     log:
         "logs/figures/llm_figures.log",
     conda:
@@ -194,7 +194,7 @@ rule llm_difficulty_figure:
     input:
         costs=expand("results/llm/sample_costs/{method}.csv", method=(LLM.get("sample_costs") or {}).get("methods", [])),
     output:
-        "figures/fig8_llm_difficulty_vs_utility.png",
+        in_report("figures/fig8_llm_difficulty_vs_utility.png", "fig8_llm_difficulty_vs_utility", "llm", "figures"),
     log:
         "logs/figures/llm_difficulty.log",
     conda:

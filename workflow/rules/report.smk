@@ -5,7 +5,7 @@ rule provenance:
     input:
         outputs=lambda w: [t for t in all_targets() if t != "paper_tables/provenance.json"],
     output:
-        "paper_tables/provenance.json",
+        in_report("paper_tables/provenance.json", "provenance", "provenance"),
     params:
         config=canonical(config),
         benchmarks_dir="results/benchmarks",

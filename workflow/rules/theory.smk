@@ -48,7 +48,7 @@ rule theory_figure:
         runs=lambda w: theory_run_files(CLAIM_OF_FIGURE[w.figure]),
         verdicts=lambda w: f"results/theory/checks/{CLAIM_OF_FIGURE[w.figure]}.csv",
     output:
-        figure="figures/{figure}.png",
+        figure=in_report("figures/{figure}.png", "theory_figure", "theory", "figures"),
     params:
         spec=lambda w: claim_spec_of(CLAIM_OF_FIGURE[w.figure]),
         claim=lambda w: CLAIM_OF_FIGURE[w.figure],
@@ -68,9 +68,7 @@ rule theory_table:
     input:
         verdicts=expand("results/theory/checks/{claim}.csv", claim=THEORY["claims"]),
     output:
-        csv="paper_tables/tab1_theory_claims.csv",
-        md="paper_tables/tab1_theory_claims.md",
-        tex="paper_tables/tab1_theory_claims.tex",
+        table=table_files("paper_tables/tab1_theory_claims", "theory_table", "theory"),
     conda:
         "../../environment.yml"
     log:

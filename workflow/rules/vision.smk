@@ -96,8 +96,8 @@ rule vision_table:
         runs=lambda w: run_files("vision", cells=[c for c in CELLS["vision"] if c.endswith(SCENARIO_OF_TABLE[w.table])]),
         selected=selected_files("vision"),
     output:
-        table=expand("paper_tables/{{table}}.{ext}", ext=TABLE_EXTS),
-        costs=expand("paper_tables/{{table}}_costs.{ext}", ext=TABLE_EXTS),
+        table=table_files("paper_tables/{table}", "vision_table", "vision"),
+        costs=table_files("paper_tables/{table}_costs", "vision_costs", "vision"),
     params:
         scenario=lambda w: SCENARIO_OF_TABLE[w.table],
         order=stage_labels("vision"),
@@ -123,8 +123,9 @@ rule vision_figures:
         runs=run_files("vision"),
         diagnostics=run_files("vision", ".diagnostics.csv"),
     output:
-        fronts="figures/fig6_vision_fronts.png",
-        diagnostics="figures/fig7_vision_ofmu_diagnostics.png",
+        fronts=in_report("figures/fig6_vision_fronts.png", "fig6_vision_fronts", "vision", "figures"),
+        diagnostics=in_report("figures/fig7_vision_ofmu_diagnostics.png", "fig7_vision_ofmu_diagnostics", "vision",
+                              "figures"),
     log:
         "logs/figures/vision_figures.log",
     conda:

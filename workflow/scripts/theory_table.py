@@ -8,7 +8,7 @@ from ofmu.tables import write_table
 with log_to(snakemake.log[0]):
     verdicts = pd.concat([pd.read_csv(p, dtype={"group": str}).fillna({"group": ""})
                           for p in snakemake.input.verdicts])
-    stem = snakemake.output.csv[: -len(".csv")]
+    stem = snakemake.output.table[0][: -len(".csv")]
     write_table(claims_table(verdicts), stem,
                 "Theory claims verified against cvxpy references (theory/THEOREMS.md): one row per (claim, family, "
                 "quantity, group) over the seeds, each a check that can fail: predicted vs fitted rate, the largest "

@@ -1,0 +1,52 @@
+"""The cluster profile (workflow/profiles/slurm) against a real SLURM: a private one-node cluster runs the smoke
+tier through the slurm executor plugin, every job is submitted to it, and the metric tables equal those of the
+local smoke run byte for byte. Skipped, with the reason, only where the machine cannot run SLURM."""
+
+import importlib.util
+import re
+
+import pytest
+from private_slurm import PARTITION, PrivateSlurm, unavailable_reason
+from snakemake_runs import REPO, SMOKE, snakemake
+
+from ofmu.tables import compare_tables
+
+REASON = unavailable_reason() or (None if importlib.util.find_spec("snakemake_executor_plugin_slurm") else
+                                  "snakemake-executor-plugin-slurm is not installed (requirements.txt pins it)")
+pytestmark = pytest.mark.skipif(REASON is not None, reason=str(REASON))
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    slurm = PrivateSlurm(tmp_path / "slurm")
+    try:
+        slurm.start()
+        yield slurm
+    finally:
+        slurm.stop()
+
+
+@pytest.mark.slow
+def test_smoke_tier_on_a_real_slurm_gives_the_local_metrics(cluster, smoke_run, tmp_path):
+    local, local_out = smoke_run
+    assert local_out.returncode == 0, local_out.stderr[-3000:]
+    work = tmp_path / "on_slurm"
+    work.mkdir()
+    # the profile as a site uses it; the site's edit (its partition) given on the command line
+    out = snakemake(work, "--profile", str(REPO / "workflow" / "profiles" / "slurm"),
+                    "--default-resources", f"slurm_partition={PARTITION}", config=SMOKE, env=cluster.env,
+                    cores=None, timeout=3600)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-4000:] + (cluster.base / "log" / "slurmctld.log").read_text()[-2000:]
+
+    submitted = re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log)
+    planned = int(re.search(r"^total\s+(\d+)$", log, re.M).group(1))
+    assert len(submitted) == planned - 1, (len(submitted), planned)  # every job but the target rule `all`
+    assert len({slurm_id for _, slurm_id in submitted}) == len(submitted)
+    job_logs = list((work / ".snakemake" / "slurm_logs").rglob("*.log"))
+    assert len(job_logs) == len(submitted)  # each job ran in its own SLURM allocation and left its log
+    print(f"{len(submitted)} jobs submitted to SLURM (ids {submitted[0][1]}..{submitted[-1][1]})")
+
+    assert compare_tables(work / "paper_tables", local / "paper_tables") == []
+    assert sorted(p.name for p in (work / "figures").glob("*.png")) == sorted(
+        p.name for p in (local / "figures").glob("*.png"))
