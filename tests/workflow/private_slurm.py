@@ -15,6 +15,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,9 +59,12 @@ class PrivateSlurm:
     def __init__(self, base: Path):
         self.base = Path(base)
         self.conf = self.base / "etc" / "slurm.conf"
-        self.socket = self.base / "munge-sock" / "munge.sock"
+        # munged wants every folder above its socket open to all (o+x), which a test's tmp_path is not: the
+        # socket gets a folder of its own under the system's temporary folder, removed by stop()
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="ofmu-munge-"))
+        self.socket = self.socket_dir / "munge.sock"
         self.pid_files = {"slurmd": self.base / "slurmd.pid", "slurmctld": self.base / "slurmctld.pid",
-                          "munged": self.base / "munge-sock" / "munged.pid"}
+                          "munged": self.socket_dir / "munged.pid"}
 
     @property
     def env(self) -> dict:
@@ -73,10 +77,10 @@ class PrivateSlurm:
 
     def start(self, timeout: float = 30.0) -> None:
         b = self.base
-        for d in ["etc", "munge", "munge-sock", "state/ctld", "state/d", "log", "bin"]:
+        for d in ["etc", "munge", "state/ctld", "state/d", "log", "bin"]:
             (b / d).mkdir(parents=True, exist_ok=True)
         (b / "munge").chmod(0o700)
-        (b / "munge-sock").chmod(0o755)  # munged refuses a socket folder others cannot enter
+        self.socket_dir.chmod(0o755)
         key = b / "munge" / "munge.key"
         subprocess.run(["mungekey", "--create", f"--keyfile={key}"], check=True, capture_output=True)
         subprocess.run(["munged", f"--socket={self.socket}", f"--key-file={key}",
@@ -124,3 +128,4 @@ class PrivateSlurm:
             deadline = time.time() + 20
             while any(_alive(p) for p in pids) and time.time() < deadline:
                 time.sleep(0.2)
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
