@@ -27,7 +27,7 @@ def cluster(tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_tier_on_a_real_slurm_gives_the_local_metrics(cluster, smoke_run, tmp_path):
+def test_smoke_tier_on_a_real_slurm_gives_the_local_metrics(cluster, smoke_run, tmp_path, capsys):
     local, local_out = smoke_run
     assert local_out.returncode == 0, local_out.stderr[-3000:]
     work = tmp_path / "on_slurm"
@@ -46,10 +46,11 @@ def test_smoke_tier_on_a_real_slurm_gives_the_local_metrics(cluster, smoke_run, 
     controller = (cluster.base / "log" / "slurmctld.log").read_text()
     succeeded = set(re.findall(r"_job_complete: JobId=(\d+) WEXITSTATUS 0", controller))
     assert succeeded == {slurm_id for _, slurm_id in submitted}
-    print(f"{len(submitted)} of {planned} jobs submitted to SLURM and completed there (job ids "
-          f"{min(map(int, succeeded))}..{max(map(int, succeeded))}); the target rule `all` ran locally")
-
     assert compare_tables(work / "paper_tables", local / "paper_tables") == []
-    print(f"metric tables equal to the local run's: {', '.join(metric_tables(local / 'paper_tables'))}")
+    with capsys.disabled():  # the evidence, in the test log even when the test passes
+        print(f"\n[slurm] {len(submitted)} of {planned} jobs submitted to the private SLURM and completed there with "
+              f"status 0 (SLURM job ids {min(map(int, succeeded))}..{max(map(int, succeeded))}); the target rule "
+              f"`all` ran locally.\n[slurm] metric tables equal to the local smoke run's, byte for byte: "
+              f"{', '.join(metric_tables(local / 'paper_tables'))}")
     assert sorted(p.name for p in (work / "figures").glob("*.png")) == sorted(
         p.name for p in (local / "figures").glob("*.png"))
