@@ -80,7 +80,7 @@ def in_report(path, caption, group, subcategory=None):
 def table_files(stem, caption, group):
     """A table's files, csv first (the scripts take the stem from it); the html (caption + table) is the
     report's copy."""
-    return [f"{stem}.{ext}" for ext in TABLE_EXTS[:-1]] + [in_report(f"{stem}.html", caption, group, "tables")]
+    return [f"{stem}.{ext}" for ext in TABLE_EXTS if ext != "html"] + [in_report(f"{stem}.html", caption, group, "tables")]
 
 
 def claim_spec_of(claim):
