@@ -58,6 +58,14 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialize {type(obj).__name__} to JSON")
 
 
+def is_missing_local_path(name: str | os.PathLike) -> bool:
+    """``name`` is written as a local path ("/...", "./...", "~...", or with 2+ folders), not as a hub id
+    ("org/name" or "name"), and no such folder exists: a loader fails at once instead of asking the hub."""
+    name = str(name)
+    looks_local = name.startswith(("/", ".", "~")) or name.count("/") >= 2 or (os.sep != "/" and os.sep in name)
+    return looks_local and not Path(name).is_dir()
+
+
 def code_version() -> str:
     """The git commit of the code (with '+dirty' when the work tree differs), or 'unknown'."""
     root = Path(__file__).resolve().parent.parent

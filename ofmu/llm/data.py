@@ -18,6 +18,8 @@ from typing import Sequence
 
 import torch
 
+from ofmu.io import is_missing_local_path
+
 TOFU_HUB_ID = "locuslab/TOFU"
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
 IGNORE_INDEX = -100  # label of tokens that carry no loss (prompt, padding)
@@ -53,10 +55,8 @@ def load_tofu_split(source: str | os.PathLike, split: str, cache_dir: str | None
     import datasets
 
     path = Path(source)
-    name = str(source)
-    if not path.is_dir() and (name.startswith(("/", ".", "~")) or name.count("/") >= 2):
-        # a path, not a hub id ("org/name"): a missing folder fails now, not at the hub
-        raise TofuUnavailableError(f"corpus directory {name} does not exist; the pipeline writes it (rule "
+    if is_missing_local_path(source):  # fails now, not at the hub
+        raise TofuUnavailableError(f"corpus directory {source} does not exist; the pipeline writes it (rule "
                                    "llm_corpus), or pass a hub dataset id of the form org/name")
     if path.is_dir():
         data_file = _local_file(path, split)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ofmu.configs import dataclass_from_dict
+from ofmu.io import is_missing_local_path
 from ofmu.llm.data import IGNORE_INDEX, QACollator, load_training_rows, pad_batch
 
 PRIMITIVE_LN_FLAG = "ofmu_primitive_layernorm"  # recorded in the saved config.json (provenance of the swap)
@@ -284,8 +285,7 @@ def load_causal_lm(name_or_path: str | os.PathLike, device: str | torch.device =
 
     local = Path(name_or_path).is_dir()
     name = str(name_or_path)
-    # a path, not a hub id ("org/name" or "name"): a missing folder fails now, not after the hub's retries
-    if not local and (name.startswith(("/", ".", "~")) or name.count("/") >= 2 or os.sep != "/" and os.sep in name):
+    if is_missing_local_path(name):  # fails now, not after the hub's retries
         raise OSError(f"cannot load causal LM {name!r}: no such directory. Fix: check the path (the pipeline "
                       f"writes its models under results/llm/models/), or pass a hub id of the form org/name")
     try:

@@ -12,8 +12,9 @@ from ofmu.unlearning.comparison import at_selected, collapsed, references_of
 from ofmu.vision.domain import vision_cost_table, vision_table
 
 CAPTION = ("{what} on {datasets} (training subset; small CNN, CPU scale): UA = 1 - acc(D_f), RA = acc(D_r), "
-           "TA = test accuracy{ta_note}, MIA-Efficacy, Avg. Gap to Retrain over {gap} (all %); each method at the setting and checkpoint selected on the selection seed (tab8), mean ± std "
-           "over the reported seeds {seeds}; 'collapsed' = TA under half the Original's. Lower Avg. Gap is better.{mia}")
+           "TA = test accuracy{ta_note}, MIA-Efficacy, Avg. Gap to Retrain over {gap} (all %); each method at the "
+           "setting and checkpoint selected on the selection seed (tab8), mean ± std over the reported seeds "
+           "{seeds}; 'collapsed' = TA under half the Original's. Lower Avg. Gap is better.{mia}")
 COST_CAPTION = ("Measured cost of the runs of {table}: RTE = wall seconds of the unlearning run up to the selected "
                 "checkpoint (Retrain: its training), peak memory above the starting resident size, mean ± std over "
                 "the reported seeds {seeds}; single runs on a shared machine, so they vary between runs (the metric "
