@@ -37,8 +37,10 @@ slurm:
 		|| echo "warning: could not install slurmctld, slurmd and munge: the SLURM test will be skipped"
 
 # Reproducibility check: the metric tables of the run in WORKDIR (after `make`) against the committed ones
-# (git HEAD's paper_tables/); prints every cell that differs, exits 1 if any does. The *_costs tables (wall
-# time, memory) are left out: they differ between runs by design.
+# (git HEAD's paper_tables/); prints every cell that differs and which level holds: bit-identical, equal within
+# tolerance (5% or one unit of the last printed digit), verdict unchanged (every decision of tab10_verdict the
+# same), or verdict changed (exit 1, as for a missing table). The *_costs tables (wall time, memory) are left
+# out: they differ between runs by design.
 compare: env
 	@ref=$$(mktemp -d) && trap 'rm -rf "$$ref"' EXIT && git -C $(CURDIR) archive HEAD paper_tables | tar -x -C "$$ref" \
 		&& $(BIN)/python -m ofmu compare $(WORKDIR)/paper_tables "$$ref/paper_tables"

@@ -96,15 +96,28 @@ def _cmd_mutations(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from ofmu.tables import compare_tables, metric_tables
+    from ofmu.tables import LEVELS, metric_tables, reproduction
 
-    diffs = compare_tables(args.run, args.reference)
-    for line in diffs:
+    result = reproduction(args.run, args.reference, rtol=args.rtol)
+    for line in result.diffs[: args.max_lines]:
         print(line)
+    if len(result.diffs) > args.max_lines:
+        print(f"... and {len(result.diffs) - args.max_lines} more differing cells")
     n = len(metric_tables(args.reference))
-    print(f"{len(diffs)} difference(s) in the {n} metric tables of {args.run} against {args.reference}"
-          if diffs else f"the {n} metric tables of {args.run} equal those of {args.reference} byte for byte")
-    return 1 if diffs else 0
+    print(f"{len(result.diffs)} differing cell(s) in the {n} metric tables of {args.run} against {args.reference}; "
+          f"{len(result.outside_tolerance)} outside the tolerance (rtol {args.rtol:g} or one unit of the last digit)")
+    for line in result.outside_tolerance[: args.max_lines]:
+        print(f"  outside tolerance: {line}")
+    for line in result.verdict_changes:
+        print(f"  verdict: {line}")
+    explain = {LEVELS[0]: "every metric table is the same, byte for byte",
+               LEVELS[1]: "every differing number is within the tolerance",
+               LEVELS[2]: "numbers beyond the tolerance differ, but every decision of tab10_verdict is the same",
+               LEVELS[3]: "a decision of tab10_verdict differs: the run does not reproduce the verdict",
+               "not comparable": "a table is missing or reshaped, or the verdict table is missing"}
+    print(f"level: {result.level} ({explain[result.level]})")
+    strict_fail = args.strict and result.level != LEVELS[0]
+    return 1 if strict_fail or result.level in (LEVELS[3], "not comparable") else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,9 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     mutations.add_argument("--claims-file", default=str(DEFAULT_CLAIMS))
     mutations.set_defaults(func=_cmd_mutations)
     compare = sub.add_parser("compare", help="compare a run's metric tables (tab*.csv, not the *_costs tables) with "
-                                              "reference ones; print every differing cell; exit 1 if any differ")
+                                              "reference ones; print every differing cell and which level holds "
+                                              "(bit-identical, equal within tolerance, verdict unchanged, verdict "
+                                              "changed); exit 1 if the verdict changed or a table is missing")
     compare.add_argument("run", help="the run's paper_tables/ folder")
     compare.add_argument("reference", help="the reference paper_tables/ folder (e.g. the committed one)")
+    compare.add_argument("--rtol", type=float, default=0.05,
+                         help="relative tolerance of 'equal within tolerance' (default 0.05; one unit of the last "
+                              "printed digit always counts as equal)")
+    compare.add_argument("--strict", action="store_true", help="exit 1 on any difference (bit-identical or fail)")
+    compare.add_argument("--max-lines", type=int, default=40, help="differing cells printed (default 40)")
     compare.set_defaults(func=_cmd_compare)
     return parser
 

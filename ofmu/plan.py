@@ -202,6 +202,43 @@ def _step_errors(llm: dict, corpus) -> list[str]:
     return errors
 
 
+def _verdict_errors(config: dict) -> list[str]:
+    """The computed verdict (``verdict``): an equivalence margin for every headline metric of every unlearning
+    stage, each finite and > 0, declared before the run; alpha in (0, 1); enough reported seeds for a paired
+    t-interval."""
+    import math
+
+    from ofmu.unlearning.verdict import METRICS, MIN_SEEDS
+
+    verdict = config.get("verdict")
+    if not verdict:
+        return []
+    errors = []
+    alpha = verdict.get("alpha")
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha < 1:
+        errors.append(f"verdict.alpha: {alpha!r} must be a number in (0, 1), e.g. 0.05")
+    margins = verdict.get("margins") or {}
+    for stage in (s for s in ("vision", "llm") if s in config["stages"] and s in config):
+        declared = margins.get(stage) or {}
+        for metric in METRICS[stage]:
+            value = declared.get(metric.key)
+            where = f"verdict.margins.{stage}.{metric.key}"
+            if value is None:
+                errors.append(f"{where}: missing; declare the equivalence margin of {metric.title} "
+                              f"({metric.unit or 'its unit'}) before the run, a number > 0")
+            elif (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+                  or value <= 0):
+                errors.append(f"{where}: {value!r} must be a finite number > 0 ({metric.title}, {metric.unit or 'its unit'})")
+        unknown = sorted(set(declared) - {m.key for m in METRICS[stage]})
+        if unknown:
+            errors.append(f"verdict.margins.{stage}: unknown metrics {unknown}; valid: {[m.key for m in METRICS[stage]]}")
+        seeds = config[stage].get("seeds", [])
+        if len(seeds) < MIN_SEEDS:
+            errors.append(f"{stage}.seeds: {len(seeds)} reported seed(s) {seeds} are too few for the verdict's paired "
+                          f"t-interval (>= {MIN_SEEDS}); add seeds or drop the verdict section")
+    return errors
+
+
 def check_config(config: dict, claims_file) -> None:
     """Raise one ConfigError listing every problem a dry run can see (after the schema's checks)."""
     errors = _theory_errors(config["theory"], claims_file) if "theory" in config["stages"] else []
@@ -213,5 +250,6 @@ def check_config(config: dict, claims_file) -> None:
             errors += _settings_errors(domain, config[domain])
     if "llm" in config["stages"] and "llm" in config:
         errors += _llm_errors(config["llm"])
+    errors += _verdict_errors(config)
     if errors:
         raise ConfigError("the config cannot run:\n  - " + "\n  - ".join(errors))

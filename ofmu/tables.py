@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -54,16 +55,15 @@ def fmt_mean_std(digits: int = 2, scale: float = 1.0) -> Callable[[pd.Series], s
     return fmt
 
 
-def fmt_sci(values: pd.Series) -> str:
-    """For quantities spanning orders of magnitude (FQ, a KS p-value): 2 significant digits."""
+def fmt_median_range(values: pd.Series) -> str:
+    """For p-values spanning orders of magnitude (FQ, a KS p-value): the median over seeds and the range
+    [min, max], 2 significant digits; a linear mean of p-values would be ruled by the largest one."""
     values = pd.Series(values, dtype=float).dropna()
     if values.empty:
         return "-"
     if len(values) == 1:
-        return f"{values.mean():.2g}"
-    std = values.std(ddof=1)
-    # identical p-values across seeds differ only by round-off: show an exact 0, not 2e-17
-    return f"{values.mean():.2g} ± " + ("0" if std <= 1e-9 * max(values.abs().max(), 1e-300) else f"{std:.1g}")
+        return f"{values.iloc[0]:.2g}"
+    return f"{values.median():.2g} [{values.min():.2g}, {values.max():.2g}]"
 
 
 @dataclass(frozen=True)
@@ -157,3 +157,75 @@ def compare_tables(run: str | Path, reference: str | Path, max_cells: int = 20) 
         if not cells:  # same cells, different bytes (quoting, line ends)
             diffs.append(f"{name}: same cells, different bytes")
     return diffs
+
+
+# ---- reproducibility levels: what holds between two runs of one config ---------------------------------------
+
+LEVELS = ("bit-identical", "equal within tolerance", "verdict unchanged", "verdict changed")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+VERDICT_TABLE = "tab10_verdict.csv"
+VERDICT_KEYS = ["stage", "cell", "metric", "baseline", "decision"]
+
+
+def cells_within(a: str, b: str, rtol: float) -> bool:
+    """Two printed cells agree within ``rtol``: the same text around the numbers, and each pair of numbers
+    within ``rtol`` of the larger one or within one unit of the last printed digit."""
+    na, nb = _NUMBER.findall(a), _NUMBER.findall(b)
+    if _NUMBER.sub("#", a) != _NUMBER.sub("#", b) or len(na) != len(nb):
+        return False
+    for x, y in zip(na, nb):
+        unit = max(_last_digit(x), _last_digit(y))
+        fx, fy = float(x), float(y)
+        if abs(fx - fy) > max(rtol * max(abs(fx), abs(fy)), unit * (1 + 1e-9)):
+            return False
+    return True
+
+
+def _last_digit(number: str) -> float:
+    mantissa, _, exponent = number.lower().partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    return 10.0 ** (-decimals + (int(exponent) if exponent else 0))
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """How far two runs' metric tables agree: ``level`` (one of LEVELS, or "not comparable"), every differing
+    cell (``diffs``), the cells outside the tolerance, and the verdict decisions that differ."""
+
+    level: str
+    diffs: list[str]
+    outside_tolerance: list[str]
+    verdict_changes: list[str]
+
+
+def reproduction(run: str | Path, reference: str | Path, rtol: float = 0.05) -> Reproduction:
+    """Which level holds between a run's metric tables and reference ones: bit-identical (every byte), equal
+    within ``rtol`` (every differing cell, number by number, see ``cells_within``), verdict unchanged (every
+    decision of tab10_verdict the same), or verdict changed. A missing table or a changed shape is "not
+    comparable"; so is a difference beyond the tolerance when the reference has no verdict table."""
+    run, reference = Path(run), Path(reference)
+    diffs = compare_tables(run, reference, max_cells=10**9)
+    if not diffs:
+        return Reproduction(LEVELS[0], [], [], [])
+    outside, structural = [], []
+    for name in metric_tables(reference):
+        if not (run / name).exists():
+            structural.append(f"{name}: missing from {run}")
+            continue
+        a, b = (pd.read_csv(d / name, dtype=str, keep_default_na=False) for d in (run, reference))
+        if list(a.columns) != list(b.columns) or a.shape != b.shape:
+            structural.append(f"{name}: shape or columns differ")
+            continue
+        outside += [f"{name}: row {i + 1}, column {c!r}: {a.at[i, c]!r} vs {b.at[i, c]!r}"
+                    for i in range(len(a)) for c in a.columns
+                    if a.at[i, c] != b.at[i, c] and not cells_within(a.at[i, c], b.at[i, c], rtol)]
+    if structural:
+        return Reproduction("not comparable", diffs, structural + outside, [])
+    if not outside:
+        return Reproduction(LEVELS[1], diffs, [], [])
+    if not ((run / VERDICT_TABLE).exists() and (reference / VERDICT_TABLE).exists()):
+        return Reproduction("not comparable", diffs, outside, [f"{VERDICT_TABLE} missing: the verdict cannot be compared"])
+    a, b = (pd.read_csv(d / VERDICT_TABLE, dtype=str, keep_default_na=False)[VERDICT_KEYS] for d in (run, reference))
+    changes = [f"{' | '.join(r[k] for k in VERDICT_KEYS[:-1])}: {r['decision']!r} vs {q['decision']!r}"
+               for (_, r), (_, q) in zip(a.iterrows(), b.iterrows()) if list(r) != list(q)]
+    return Reproduction(LEVELS[3] if changes else LEVELS[2], diffs, outside, changes)

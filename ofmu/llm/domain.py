@@ -21,7 +21,7 @@ import pandas as pd
 from ofmu.io import write_csv_atomic, write_json_atomic
 from ofmu.llm import api as S
 from ofmu.llm.unlearn import LanguageModelTask
-from ofmu.tables import Column, fmt_sci, summary_table
+from ofmu.tables import Column, fmt_median_range, summary_table
 from ofmu.unlearning.cells import Domain, Evaluation
 
 
@@ -138,13 +138,14 @@ def _split_order(frame: pd.DataFrame) -> list[str]:
     return sorted(frame["split"].unique(), key=lambda s: int(s.replace("forget", "")))
 
 
-TOFU_COLUMNS = [Column("forget_quality", "FQ", fmt_sci), Column("model_utility", "MU"),
+TOFU_COLUMNS = [Column("forget_quality", "FQ median [range]", fmt_median_range), Column("model_utility", "MU"),
                 Column("forget_truth_ratio", "FTR")]
 PROBE_COLUMNS = [Column("forget_truth_ratio", "FTR"), Column("prob", "prob")]
 
 
 def tofu_table(frame: pd.DataFrame, order: list[str]) -> pd.DataFrame:
-    """Table 1 analog: one row per label in ``order``; FQ / MU / FTR and seeds per split (mean ± std)."""
+    """Table 1 analog: one row per label in ``order``; per split FQ (median [range] over seeds: a p-value), MU and
+    FTR (mean ± std), seeds."""
     return summary_table(frame, ["label"], TOFU_COLUMNS, order, spread="split", spread_order=_split_order(frame))
 
 

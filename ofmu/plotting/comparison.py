@@ -6,13 +6,14 @@ to Retrain (lower is better) against TA, the LLM forget quality (log) against mo
 
 from __future__ import annotations
 
+import textwrap
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from ofmu.plotting import style
-from ofmu.unlearning.comparison import AXES, START, TARGET, front, references_of
+from ofmu.unlearning.comparison import AXES, START, TARGET, collapsed, front, reference_point, references_of
 
 
 def _cell_title(cell: Mapping) -> str:
@@ -37,29 +38,61 @@ def _reference_markers(ax, stage: str, refs: Mapping, which: str) -> None:
                 label=f"{style.label(label)} ({which})")
 
 
+def staircase(front: np.ndarray, ref: tuple[float, float]) -> np.ndarray:
+    """The boundary of the region a front dominates above ``ref`` (both coordinates maximized), as a path:
+    from the reference utility up to the best-forgetting point, then alternately left and up to the next front
+    point, and left to the reference forgetting. Its area above ``ref`` is the hypervolume."""
+    rx, ry = ref
+    p = front[(front[:, 0] > rx) & (front[:, 1] > ry)]
+    if not len(p):
+        return np.zeros((0, 2))
+    p = p[np.argsort(-p[:, 0])]
+    path = [(p[0, 0], ry), (p[0, 0], p[0, 1])]
+    for (x0, y0), (x1, y1) in zip(p[:-1], p[1:]):
+        path += [(x1, y0), (x1, y1)]
+    path.append((rx, p[-1, 1]))
+    return np.asarray(path, dtype=float)
+
+
 def plot_fronts(stage: str, sweeps: pd.DataFrame, runs: pd.DataFrame, references: pd.DataFrame,
                 selected: list[Mapping], cell_keys: list[str], path, title: str) -> None:
-    """One panel per cell: every sweep point and checkpoint of every method (faint), its Pareto front (line),
-    its selected setting on the selection seed (large marker, black edge) and that setting's rows on the
-    reported seeds (small open circles), the target (star) and the start model (square)."""
+    """One panel per cell: every sweep point and checkpoint of every method (faint), the staircase its front
+    dominates above the hypervolume's reference point (what HV measures; a front with no point there has no
+    staircase), its selected setting on the selection seed (large marker, black edge) and that setting's rows on
+    the reported seeds (small open circles), the target (star) and the start model (square); the reference
+    point's lines (the start model's forgetting, 90% of its utility) dashed. The axes show the region around
+    the reference point; points outside it are counted in the panel's note, diverged and collapsed trials in
+    the legend."""
     axes_spec = AXES[stage]
     cells = [dict(zip(cell_keys, k if isinstance(k, tuple) else (k,))) for k, _ in sweeps.groupby(cell_keys, sort=True)]
-    legend_width = 2.0
+    legend_width = 2.6
     width = 5.2 * len(cells) + legend_width
-    fig, axes = style.new_figure(len(cells), size=(width, 4.6))
+    fig, axes = style.new_figure(len(cells), size=(width, 4.8))
+    failures: dict[str, list[int]] = {}
     for ax, cell in zip(axes, cells):
         sw = sweeps[np.logical_and.reduce([sweeps[k] == v for k, v in cell.items()])]
         seed = int(sw["seed"].iloc[0])
         refs = _refs_for(stage, references, cell, seed)
+        ref = reference_point(stage, refs)
+        shown_all = []
         for label in style.order(sw["label"].unique()):
             colour = style.colour(label)
-            coords, mask = front(stage, sw[sw["label"] == label], refs)
+            rows = sw[sw["label"] == label]
+            counts = failures.setdefault(label, [0, 0])
+            counts[0] += int((rows["status"] != "ok").sum())
+            counts[1] += int(collapsed(stage, rows, refs).sum())
+            coords, mask = front(stage, rows, refs)
             if not len(coords):
                 continue
             shown = axes_spec.shown(stage, coords)
+            shown_all.append(shown)
             ax.plot(shown[:, 0], shown[:, 1], ".", ms=3, alpha=0.3, color=colour)
-            line = shown[mask][np.argsort(shown[mask][:, 0])]
-            ax.plot(line[:, 0], line[:, 1], "-", lw=1.3, color=colour, label=style.label(label))
+            stairs = staircase(coords[mask], ref)
+            if len(stairs):
+                stairs = axes_spec.shown(stage, stairs)
+                ax.plot(stairs[:, 0], stairs[:, 1], "-", lw=1.3, color=colour, label=style.label(label))
+            else:
+                ax.plot([], [], "-", lw=1.3, color=colour, label=style.label(label))
             sel = next(s for s in selected if s["label"] == label and all(s["cell"][k] == v for k, v in cell.items()))
             pick = sw[(sw["label"] == label) & (sw["setting"] == sel["setting"]) & (sw["checkpoint"] == sel["checkpoint"])]
             xy = axes_spec.shown(stage, axes_spec.coords(stage, pick, refs))
@@ -70,9 +103,14 @@ def plot_fronts(stage: str, sweeps: pd.DataFrame, runs: pd.DataFrame, references
                 xy = axes_spec.shown(stage, axes_spec.coords(stage, r, _refs_for(stage, references, cell, s)))
                 ax.plot(xy[:, 0], xy[:, 1], "o", ms=4.5, mfc="none", color=colour, mew=1.0, zorder=4)
         _reference_markers(ax, stage, refs, "selection seed")
+        rx, ry = axes_spec.shown(stage, np.asarray([ref]))[0]
+        ax.axhline(ry, ls="--", lw=0.8, color="#555555")
+        ax.axvline(rx, ls=":", lw=0.8, color="#555555")
         if axes_spec.x_log:
             ax.set_xscale("log")
-        ax.set_title(_cell_title(cell), fontsize=9)
+        hidden = _zoom(ax, stage, np.vstack(shown_all) if shown_all else np.zeros((0, 2)), (rx, ry), refs)
+        ax.set_title(_cell_title(cell) + (f"\n({hidden} points outside the axes: utility far below the floor)"
+                                          if hidden else ""), fontsize=8)
         ax.set_xlabel(axes_spec.x_label, fontsize=8)
         ax.set_ylabel(axes_spec.y_label, fontsize=8)
         ax.grid(alpha=0.3, lw=0.4, which="both")
@@ -80,15 +118,65 @@ def plot_fronts(stage: str, sweeps: pd.DataFrame, runs: pd.DataFrame, references
     for ax in axes:
         for handle, text in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(text, handle)
+    legend = {_with_failures(text, failures): handle for text, handle in legend.items()}
     from matplotlib.lines import Line2D
 
     legend["selected (selection seed)"] = Line2D([], [], marker="o", ls="", ms=8, color="#bbbbbb", mec="black")
     legend["selected, each reported seed"] = Line2D([], [], marker="o", ls="", ms=4.5, mfc="none", color="#444444")
     legend["every grid point x checkpoint"] = Line2D([], [], marker=".", ls="", ms=4, color="#444444", alpha=0.4)
-    fig.legend(list(legend.values()), list(legend), loc="center right", fontsize=7, frameon=False)
-    fig.suptitle(title, fontsize=9)
+    legend["HV floor: 90% of the start's utility"] = Line2D([], [], ls="--", lw=0.8, color="#555555")
+    legend["HV reference: the start's forgetting"] = Line2D([], [], ls=":", lw=0.8, color="#555555")
+    fig.legend(list(legend.values()), list(legend), loc="center right", fontsize=6.5, frameon=False)
+    # wrapped to the figure's width (a one-panel figure is narrow)
+    fig.suptitle("\n".join(textwrap.fill(line, width=int(17 * width)) for line in title.split("\n")), fontsize=9)
     fig.tight_layout(rect=(0, 0, 1 - legend_width / width, 1))
     style.save(fig, path, tight=False)
+
+
+def _with_failures(text: str, failures: Mapping[str, list[int]]) -> str:
+    """A method's legend entry with its diverged / collapsed trials over the panels, where it has any."""
+    label = next((k for k in failures if style.label(k) == text), None)
+    if label is None:
+        return text
+    diverged, n_collapsed = failures[label]
+    notes = [f"{diverged} diverged"] * bool(diverged) + [f"{n_collapsed} collapsed"] * bool(n_collapsed)
+    return text + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _zoom(ax, stage: str, shown: np.ndarray, ref: tuple[float, float], refs: Mapping) -> int:
+    """Axes on the region of interest: utility from a little under the HV floor (collapsed points are far below
+    it) to the top; forgetting over the points in that band plus the start and target. Returns how many points
+    fall outside."""
+    axes_spec = AXES[stage]
+    marks = axes_spec.shown(stage, axes_spec.coords(stage, pd.DataFrame([refs[TARGET[stage]], refs[START[stage]]]), refs))
+    pts = np.vstack([shown, marks]) if len(shown) else marks
+    top = pts[:, 1].max()
+    low = ref[1] - 0.5 * (top - ref[1])
+    band = pts[pts[:, 1] >= low]
+    xs = band[:, 0]
+    if axes_spec.x_log:
+        lo, hi = np.log10(max(xs.min(), 1e-30)), np.log10(xs.max())
+        pad = 0.05 * max(hi - lo, 1.0)
+        ax.set_xlim(10 ** (lo - pad), 10 ** (hi + pad))
+        x_lo, x_hi = 10 ** (lo - pad), 10 ** (hi + pad)
+    else:
+        pad = 0.05 * max(xs.max() - xs.min(), 1.0)
+        x_lo, x_hi = xs.min() - pad, xs.max() + pad
+        ax.set_xlim(x_lo, x_hi)
+    y_hi = top + 0.03 * (top - low)
+    ax.set_ylim(low, y_hi)
+    inside = (shown[:, 1] >= low) & (shown[:, 0] >= x_lo) & (shown[:, 0] <= x_hi) if len(shown) else np.zeros(0, bool)
+    return int((~inside).sum())
+
+
+def _mean_reference_markers(ax, stage: str, refs_per_seed: list[Mapping], seeds: list[int]) -> None:
+    """The target and start model as the mean over ``seeds`` of their coordinates: the same seeds as the points
+    they are compared with (vision: each seed has its own Original and Retrain)."""
+    axes = AXES[stage]
+    for label, marker, size in ((TARGET[stage], "*", 14), (START[stage], "s", 7)):
+        xy = np.mean([axes.shown(stage, axes.coords(stage, pd.DataFrame([r[label]]), r))[0] for r in refs_per_seed], axis=0)
+        ax.plot(*xy, marker, ms=size, color=style.colour(label), mec="white", mew=0.6, zorder=6,
+                label=f"{style.label(label)} (mean over seeds {seeds})")
 
 
 def plot_sensitivity(frames: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], path, title: str) -> None:
@@ -109,14 +197,16 @@ def plot_sensitivity(frames: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], pa
         markers = "os^vD<>ph*"
         for i, (setting, g) in enumerate(points.groupby("setting", sort=False)):
             selected = setting == "selected"
-            n = len(g)
-            ax.errorbar(g["x"].mean(), g["y"].mean(), xerr=g["x"].std(ddof=1) if n > 1 else None,
-                        yerr=g["y"].std(ddof=1) if n > 1 else None, fmt=markers[i % len(markers)],
-                        ms=9 if selected else 6, color=style.colour("OFMU") if selected else f"C{i % 10}",
-                        capsize=2, lw=0.8, mec="black" if selected else None, alpha=0.85, label=setting)
+            # bars: the range over seeds (never below 0 for the vision UA gap, an absolute value, as mean - std was)
+            mx, my = g["x"].mean(), g["y"].mean()
+            ax.errorbar(mx, my, xerr=[[mx - g["x"].min()], [g["x"].max() - mx]] if len(g) > 1 else None,
+                        yerr=[[my - g["y"].min()], [g["y"].max() - my]] if len(g) > 1 else None,
+                        fmt=markers[i % len(markers)], ms=9 if selected else 6,
+                        color=style.colour("OFMU") if selected else f"C{i % 10}", capsize=2, lw=0.8,
+                        mec="black" if selected else None, alpha=0.85, label=setting)
         diverged = rows[rows["status"] != "ok"]["setting"].unique()
         seeds = sorted(int(s) for s in rows["seed"].unique())
-        _reference_markers(ax, stage, _refs_for(stage, references, cell, seeds[0]), f"seed {seeds[0]}")
+        _mean_reference_markers(ax, stage, [_refs_for(stage, references, cell, s) for s in seeds], seeds)
         if spec.x_log:
             ax.set_xscale("log")
         note = f"; diverged: {', '.join(diverged)}" if len(diverged) else ""

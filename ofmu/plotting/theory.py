@@ -115,6 +115,9 @@ def plot_claim(claim_id: str, title: str, rows: pd.DataFrame, verdicts: pd.DataF
 def claims_table(verdicts: pd.DataFrame) -> pd.DataFrame:
     """One row per (claim, family, quantity, group): predicted vs fitted rate over seeds, worst bound ratio, status."""
     rows = []
+    # groups are read by index label: a frame concatenated from several files repeats labels, and .loc would then
+    # mix other claims' rows into each group (tab1 before issue 19)
+    verdicts = verdicts.reset_index(drop=True)
     keys = verdicts.groupby(["claim", "family", "quantity", "group"], sort=False).groups
     for claim, family, quantity, group in sorted(keys, key=lambda k: (k[0], k[1], k[2], _group_key(k[3]))):
         g = verdicts.loc[keys[(claim, family, quantity, group)]]

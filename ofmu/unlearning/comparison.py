@@ -112,8 +112,25 @@ def select_setting(stage: str, sweep: pd.DataFrame, references: pd.DataFrame, ru
     return {"label": row["label"], "method": row["method"], "setting": row["setting"],
             "checkpoint": float(row["checkpoint"]), "settings": json.loads(row["hparams"]),
             "seed": int(row["seed"]), "reason": reason, "value": float(row[rule_.metric]), "metric": rule_.metric,
-            "points": int(sweep["setting"].nunique()), "diverged_points": int(
-                sweep.groupby("setting")["status"].apply(lambda s: (s != "ok").all()).sum()), **extra}
+            "points": int(sweep["setting"].nunique()), "trials": len(sweep),
+            # every (grid point, checkpoint) counted: a point that diverges after its first checkpoint is 1-2 of them
+            "diverged_trials": int((sweep["status"] != "ok").sum()),
+            "collapsed_trials": int(collapsed(stage, sweep, refs).sum()),
+            "grid_edges": grid_edges(sweep, json.loads(row["hparams"])), **extra}
+
+
+def grid_edges(sweep: pd.DataFrame, settings: Mapping) -> str:
+    """Where a selected setting sits in its grid: each swept key (one with several values) whose selected value
+    is the grid's lowest or highest, or "interior". A selection on an edge says the grid may not contain the
+    method's best setting (extend it)."""
+    grid: dict[str, set] = {}
+    for hparams in sweep["hparams"].unique():
+        for key, value in json.loads(hparams).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                grid.setdefault(key, set()).add(value)
+    edges = [f"{key} lowest" if settings[key] == min(values) else f"{key} highest"
+             for key, values in sorted(grid.items()) if len(values) > 1 and settings[key] in (min(values), max(values))]
+    return ", ".join(edges) or "interior"
 
 
 def at_selected(runs: pd.DataFrame, selected: list[Mapping]) -> pd.DataFrame:
@@ -134,12 +151,14 @@ def _cell_mask(frame: pd.DataFrame, cell: Mapping) -> pd.Series:
 
 def selection_table(selected: list[Mapping], cell_keys: list[str], percent: bool = False) -> pd.DataFrame:
     """One row per (cell, method): the selected setting and checkpoint, the rule's metric there (in % with
-    ``percent``: vision's fractions), the grid's size and its diverged points, the rule."""
+    ``percent``: vision's fractions), the grid's size, its trials (grid points x checkpoints) and how many of
+    them diverged or collapsed (utility under half the start model's), the rule."""
     rows = [{**{k: s["cell"][k] for k in cell_keys}, "method": s["label"], "selected setting": s["setting"],
              "checkpoint": s["checkpoint"],
              (f"{s['metric']} (%)" if percent else s["metric"]): f"{100 * s['value']:.2f}" if percent else f"{s['value']:.3g}",
-             "grid points": s["points"],
-             "diverged points": s["diverged_points"], "rule": s["reason"]} for s in selected]
+             "grid points": s["points"], "grid points x checkpoints": s["trials"],
+             "diverged (of them)": s["diverged_trials"], "collapsed (of them)": s["collapsed_trials"],
+             "at a grid edge": s["grid_edges"], "rule": s["reason"]} for s in selected]
     return pd.DataFrame(rows)
 
 
@@ -162,32 +181,45 @@ def dominated_share(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([np.any(np.all(a >= p, axis=1)) for p in b]))
 
 
+def selected_hv(stage: str, runs: pd.DataFrame, references: pd.DataFrame, selected: list[Mapping],
+                cell_keys: list[str]) -> pd.DataFrame:
+    """Per (cell, method, reported seed): the hypervolume of the selected setting's checkpoints on that seed,
+    against that seed's reference point (vision: its own Original and Retrain)."""
+    out = []
+    for s in selected:
+        cell = {k: s["cell"][k] for k in cell_keys}
+        cell_refs = references[_cell_mask(references, cell)]
+        r = runs[_cell_mask(runs, cell) & (runs["label"] == s["label"]) & (runs["setting"] == s["setting"])]
+        for seed, rs in r.groupby("seed"):
+            refs = references_of(cell_refs[cell_refs["seed"] == seed] if stage == "vision" else cell_refs)
+            coords, _ = front(stage, rs, refs)
+            out.append({**cell, "label": s["label"], "seed": int(seed),
+                        "hv": hypervolume(coords, reference_point(stage, refs))})
+    return pd.DataFrame(out, columns=[*cell_keys, "label", "seed", "hv"])
+
+
 def fronts_table(stage: str, sweeps: pd.DataFrame, runs: pd.DataFrame, references: pd.DataFrame,
                  selected: list[Mapping], cell_keys: list[str], order: list[str], subject: str = "OFMU") -> pd.DataFrame:
     """Per cell and method: the hypervolume of its selection-seed front, the hypervolume of its selected
     setting's checkpoints on each reported seed (mean ± std), and how much of its front ``subject``'s
     front dominates (and the reverse)."""
     out = []
+    hv = selected_hv(stage, runs, references, selected, cell_keys)
     for cell, sw in sweeps.groupby(cell_keys, sort=True):
         cell = dict(zip(cell_keys, cell if isinstance(cell, tuple) else (cell,)))
         sel_seed = int(sw["seed"].iloc[0])
         cell_refs = references[_cell_mask(references, cell)]
-        seed_refs = lambda s: references_of(cell_refs[cell_refs["seed"] == s] if stage == "vision"  # noqa: E731
-                                            else cell_refs)
-        refs = seed_refs(sel_seed)
+        refs = references_of(cell_refs[cell_refs["seed"] == sel_seed] if stage == "vision" else cell_refs)
         ref_point = reference_point(stage, refs)
         fronts = {label: front(stage, sw[sw["label"] == label], refs) for label in order if label in set(sw["label"])}
         subject_front = fronts[subject][0][fronts[subject][1]] if subject in fronts else np.zeros((0, 2))
-        cell_runs = runs[_cell_mask(runs, cell)]
         for label, (coords, mask) in fronts.items():
-            sel = next(s for s in selected if s["label"] == label and all(s["cell"][k] == cell[k] for k in cell_keys))
-            per_seed = []
-            for seed, r in cell_runs[(cell_runs["label"] == label) & (cell_runs["setting"] == sel["setting"])].groupby("seed"):
-                c, _ = front(stage, r, seed_refs(seed))
-                per_seed.append(hypervolume(c, reference_point(stage, seed_refs(seed))))
-            row = {**cell, "method": label, "front points": int(mask.sum()), "grid points x checkpoints": len(coords),
+            per_seed = hv[_cell_mask(hv, cell) & (hv["label"] == label)]["hv"]
+            trials = int((sw["label"] == label).sum())
+            row = {**cell, "method": label, "front points": int(mask.sum()),
+                   "finished of grid points x checkpoints": f"{len(coords)} of {trials}",
                    "HV (selection seed)": round(hypervolume(coords, ref_point), 4),
-                   "HV of selected setting (reported seeds)": mean_std(per_seed, 4) if per_seed else "-"}
+                   "HV of selected setting (reported seeds)": mean_std(per_seed, 4) if len(per_seed) else "-"}
             if label != subject and subject in fronts:
                 row[f"share dominated by {subject}"] = round(dominated_share(subject_front, coords[mask]), 2)
                 row[f"share of {subject} dominated"] = round(dominated_share(coords[mask], subject_front), 2)

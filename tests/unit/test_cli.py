@@ -75,17 +75,50 @@ def test_compare_names_each_differing_metric_cell_and_ignores_the_cost_tables(tm
         pd.DataFrame({"dataset": ["mnist", "mnist"], "label": ["GA", "OFMU"], "UA": ["1.00 ± 0.10", "2.00 ± 0.20"]}).to_csv(
             d / "tab2_vision_random.csv", index=False)
         pd.DataFrame({"claim": ["C1"], "status": ["PASS"]}).to_csv(d / "tab1_theory_claims.csv", index=False)
+        pd.DataFrame({"stage": ["vision"], "cell": ["mnist/random"], "metric": ["Avg. Gap"], "baseline": ["GA"],
+                      "OFMU - baseline (mean)": ["0.5"], "decision": ["no detectable difference"]}).to_csv(
+            d / "tab10_verdict.csv", index=False)
     pd.DataFrame({"label": ["GA"], "RTE (s)": ["1.0"]}).to_csv(ref / "tab2_vision_random_costs.csv", index=False)
     pd.DataFrame({"label": ["GA"], "RTE (s)": ["9.9"]}).to_csv(run / "tab2_vision_random_costs.csv", index=False)
     assert main(["compare", str(run), str(ref)]) == 0  # timing differs, metrics do not
-    assert "equal" in capsys.readouterr().out
+    assert "level: bit-identical" in capsys.readouterr().out
 
-    table = pd.read_csv(run / "tab2_vision_random.csv", dtype=str)
-    table.loc[1, "UA"] = "2.01 ± 0.20"  # one printed digit
-    table.to_csv(run / "tab2_vision_random.csv", index=False)
+    def edit(name, row, column, value):
+        table = pd.read_csv(run / name, dtype=str, keep_default_na=False)
+        table.loc[row, column] = value
+        table.to_csv(run / name, index=False)
+
+    edit("tab2_vision_random.csv", 1, "UA", "2.01 ± 0.20")  # one printed digit: within the tolerance
+    assert main(["compare", str(run), str(ref)]) == 0
+    out = capsys.readouterr().out
+    assert "tab2_vision_random.csv: row 2 (mnist | OFMU), column 'UA': '2.01 ± 0.20' vs '2.00 ± 0.20'" in out
+    assert "level: equal within tolerance" in out and "costs" not in out
+    assert main(["compare", "--strict", str(run), str(ref)]) == 1
+    capsys.readouterr()
+
+    edit("tab2_vision_random.csv", 1, "UA", "2.50 ± 0.20")  # 25%: beyond it, the decisions still equal
+    edit("tab10_verdict.csv", 0, "OFMU - baseline (mean)", "0.9")
+    assert main(["compare", str(run), str(ref)]) == 0
+    out = capsys.readouterr().out
+    assert "level: verdict unchanged" in out and "outside tolerance: tab2_vision_random.csv: row 2" in out
+
+    edit("tab10_verdict.csv", 0, "decision", "OFMU worse")
+    assert main(["compare", str(run), str(ref)]) == 1
+    out = capsys.readouterr().out
+    assert "level: verdict changed" in out
+    assert "verdict: vision | mnist/random | Avg. Gap | GA: 'OFMU worse' vs 'no detectable difference'" in out
+
     (run / "tab1_theory_claims.csv").unlink()
     assert main(["compare", str(run), str(ref)]) == 1
     out = capsys.readouterr().out
-    assert "tab2_vision_random.csv: row 2 (mnist | OFMU), column 'UA': '2.01 ± 0.20' vs '2.00 ± 0.20'" in out
-    assert "tab1_theory_claims.csv: missing from" in out and "2 difference(s)" in out
-    assert "costs" not in out
+    assert "tab1_theory_claims.csv: missing from" in out and "level: not comparable" in out
+
+
+def test_cells_within_tolerance_by_hand():
+    from ofmu.tables import cells_within
+
+    assert cells_within("2.01 ± 0.20", "2.00 ± 0.20", 0.0)       # one unit of the last digit
+    assert not cells_within("2.02 ± 0.20", "2.00 ± 0.20", 0.0)
+    assert cells_within("1.2e-04 [5e-05, 1.7e-04]", "1.25e-04 [5e-05, 1.7e-04]", 0.05)
+    assert not cells_within("1.2e-04", "5.2e-05", 0.05)
+    assert not cells_within("PASS", "FAIL", 1.0) and not cells_within("3 (1 collapsed)", "3", 1.0)

@@ -148,16 +148,21 @@ def test_llm_selection_keeps_the_utility_floor():
                           "forget_quality": 1e-5, "model_utility": 0.6, "forget_prob": 0.9},
                          {"split": "f", "seed": 1, "label": "Retain", "setting": "reference", "status": "ok",
                           "forget_quality": 0.9, "model_utility": 0.6, "forget_prob": 0.3}])
-    sweep = pd.DataFrame([{"split": "f", "seed": 100, "method": "NPO", "label": "NPO", "setting": s, "checkpoint": 1.0,
+    sweep = pd.DataFrame([{"split": "f", "seed": 100, "method": "NPO", "label": "NPO", "setting": s, "checkpoint": c,
                            "status": st, "hparams": "{}", "forget_quality": fq, "model_utility": mu, "forget_prob": p}
-                          for s, st, fq, mu, p in [("a", "ok", 0.5, 0.1, 0.1),      # best FQ, below 0.9 x 0.6
-                                                   ("b", "ok", 0.02, 0.55, 0.5),    # tie on FQ ...
-                                                   ("c", "ok", 0.02, 0.58, 0.4),    # ... lower forget prob wins
-                                                   ("d", "diverged", np.nan, np.nan, np.nan)]])
+                          for s, c, st, fq, mu, p in [("a", 1.0, "ok", 0.5, 0.1, 0.1),   # best FQ, below 0.9 x 0.6
+                                                      ("b", 1.0, "ok", 0.02, 0.55, 0.5),  # tie on FQ ...
+                                                      ("c", 1.0, "ok", 0.02, 0.58, 0.4),  # ... lower forget prob wins
+                                                      ("d", 1.0, "diverged", np.nan, np.nan, np.nan),
+                                                      ("e", 0.5, "ok", 0.01, 0.6, 0.5),  # diverged after one checkpoint
+                                                      ("e", 1.0, "diverged", np.nan, np.nan, np.nan)]])
     rule = {"metric": "forget_quality", "direction": "max", "utility": "model_utility", "utility_fraction": 0.9,
             "utility_reference": "Finetuned", "tie_break": "forget_prob", "tie_direction": "min"}
     chosen = select_setting("llm", sweep, refs, rule)
-    assert chosen["setting"] == "c" and chosen["points"] == 4 and chosen["diverged_points"] == 1
+    assert chosen["setting"] == "c" and chosen["points"] == 5 and chosen["trials"] == 6
+    # every diverged trial counts, the partly diverged point "e" too (tab8 counted only all-diverged points);
+    # "a" (MU 0.1 < half of Finetuned's 0.6) is the one collapsed trial
+    assert chosen["diverged_trials"] == 2 and chosen["collapsed_trials"] == 1
 
 
 def test_reported_seeds_cannot_change_the_selection():
@@ -303,3 +308,14 @@ def test_vision_outputs_that_overflow_raise_non_finite():
         model[1].weight.fill_(3e38)  # finite, but x @ W overflows to inf and softmax to NaN
     with pytest.raises(NonFiniteError, match="not finite"):
         predict(model, torch.ones(5, 4), torch.zeros(5, dtype=torch.long))
+
+
+def test_grid_edges_name_the_swept_keys_at_an_end_of_their_range():
+    from ofmu.unlearning.comparison import grid_edges
+
+    sweep = pd.DataFrame({"hparams": [json.dumps({"lr": lr, "beta": b, "inner_steps": 3}) for lr in (1e-3, 1e-2, 1e-1)
+                                      for b in (0.1, 0.5)]})
+    assert grid_edges(sweep, {"lr": 1e-2, "beta": 0.5, "inner_steps": 3}) == "beta highest"  # T is not swept
+    assert grid_edges(sweep, {"lr": 1e-3, "beta": 0.1, "inner_steps": 3}) == "beta lowest, lr lowest"
+    one_beta = sweep[sweep["hparams"].str.contains('"beta": 0.1')]
+    assert grid_edges(one_beta, {"lr": 1e-2, "beta": 0.1, "inner_steps": 3}) == "interior"

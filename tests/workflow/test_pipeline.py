@@ -183,7 +183,7 @@ def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_p
     llm = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())["llm"]
     tofu = pd.read_csv(work / "paper_tables" / "tab4_llm_tofu.csv")
     assert list(tofu["label"]) == ["Finetuned", "Retain", *llm["methods"], *llm["variants"]]
-    assert {f"{s} {m}" for s in llm["splits"] for m in ["FQ", "MU", "FTR"]} <= set(tofu.columns)
+    assert {f"{s} {m}" for s in llm["splits"] for m in ["FQ median [range]", "MU", "FTR"]} <= set(tofu.columns)
     sens = pd.read_csv(work / "paper_tables" / "tab6_ofmu_sensitivity.csv")
     assert {"selected", "beta=0", "inner_steps=1"} <= set(sens["OFMU setting"]) and set(sens["stage"]) == {"vision", "llm"}
     selection = pd.read_csv(work / "paper_tables" / "tab8_vision_selection.csv")

@@ -18,7 +18,7 @@ def test_every_readme_verdict_in_a_caption_is_the_readmes_word_for_word():
     readme = _words((REPO / "README.md").read_text())
     blocks = [(p.name, b) for p in sorted(CAPTIONS.glob("*.rst"))
               for b in re.findall(r"\.\. begin README verdict\n(.*?)\.\. end README verdict", p.read_text(), re.S)]
-    assert len(blocks) >= 5, blocks  # theory, vision (fig6, tab9), LLM (fig9, tab9)
+    assert len(blocks) >= 1, blocks  # theory (the unlearning verdicts are generated: tab10, verdict.md)
     stale = [name for name, block in blocks if _words(block) not in readme]
     assert not stale, f"captions whose verdict is no longer the README's: {stale}"
 

@@ -67,7 +67,7 @@ TABLE_EXTS = ["csv", "md", "tex", "html"]
 # with a caption from workflow/report/ (what it shows, the config and rule it came from, the README's verdict)
 REPORT_CATEGORY = {"theory": "1. Theory", "vision": "2. Vision", "llm": "3. LLM",
                    "sensitivity": "4. OFMU sensitivity (both stages)", "fidelity": "5. First-order fidelity",
-                   "provenance": "6. Provenance"}
+                   "provenance": "6. Provenance", "verdict": "0. Verdict (OFMU against each baseline, computed)"}
 
 
 def in_report(path, caption, group, subcategory=None):
@@ -81,6 +81,12 @@ def table_files(stem, caption, group):
     """A table's files, csv first (the scripts take the stem from it); the html (caption + table) is the
     report's copy."""
     return [f"{stem}.{ext}" for ext in TABLE_EXTS if ext != "html"] + [in_report(f"{stem}.html", caption, group, "tables")]
+
+
+def source_rows(table, part="rows"):
+    """The committed rows a table is computed from (paper_tables/data/<table>.<part>.csv): small CSVs from which
+    tests/unit/test_committed_tables.py recomputes every committed table by a route of its own."""
+    return f"paper_tables/data/{table}.{part}.csv"
 
 
 def claim_spec_of(claim):
@@ -267,4 +273,24 @@ def all_targets():
         targets += vision_targets()
     if "llm" in config["stages"]:
         targets += llm_targets()
-    return targets + comparison_targets() + ["paper_tables/provenance.json"]
+    return targets + comparison_targets() + verdict_targets() + ["paper_tables/provenance.json"]
+
+
+def verdict_inputs():
+    """The source rows the verdict reads, per unlearning stage: the per-seed rows of the stage's main tables
+    (tab2/tab3, tab4) and the per-seed hypervolumes (tab9)."""
+    inputs = {}
+    if "vision" in UNLEARNING_STAGES:
+        inputs["vision_rows"] = [source_rows(VISION_TABLES[sc]) for sc in VISION["datasets"]]
+    if "llm" in UNLEARNING_STAGES:
+        inputs["llm_rows"] = [source_rows("tab4_llm_tofu")]
+    for stage in UNLEARNING_STAGES:
+        inputs[f"{stage}_hv"] = [source_rows(f"tab9_{stage}_fronts", "hv")]
+    return inputs
+
+
+def verdict_targets():
+    """tab10 and the verdict's words, where the config declares a verdict (and has an unlearning stage)."""
+    if not (config.get("verdict") and UNLEARNING_STAGES):
+        return []
+    return [*expand("paper_tables/tab10_verdict.{ext}", ext=TABLE_EXTS), "paper_tables/verdict.md"]

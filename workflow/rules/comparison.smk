@@ -5,6 +5,8 @@
 #   signal      can the setup tell forgotten from not forgotten? (fails naming the setting to change)
 #   sensitivity OFMU one setting at a time around its selected point, on the configured cell and seeds
 #   tables      selected settings (tab8), fronts (tab9), sensitivity (tab6 + fig12)
+#   verdict     OFMU minus each baseline per cell and headline metric, paired over the reported seeds, with
+#               intervals and Holm-corrected decisions (tab10 + verdict.md, which the README quotes)
 # The reported runs (one job per cell and method: its selected setting on every reported seed) are the stages'
 # own rules (their per-item tables differ): vision_run, llm_run.
 
@@ -113,6 +115,12 @@ rule comparison_tables:
     output:
         selection=table_files("paper_tables/tab8_{stage}_selection", "tab8_selection", lambda w: w.stage),
         fronts=table_files("paper_tables/tab9_{stage}_fronts", "tab9_fronts", lambda w: w.stage),
+        # the rows both tables are computed from (committed; tests/unit/test_committed_tables.py recomputes them)
+        sweep_rows=source_rows("tab8_{stage}_selection", "sweep"),
+        selected_rows=source_rows("tab8_{stage}_selection", "selected"),
+        run_rows=source_rows("tab9_{stage}_fronts", "runs"),
+        reference_rows=source_rows("tab9_{stage}_fronts", "references"),
+        hv_rows=source_rows("tab9_{stage}_fronts", "hv"),
     params:
         domain=lambda w: w.stage,
         order=lambda w: list(SWEEPS[w.stage]),
@@ -143,3 +151,23 @@ rule sensitivity_outputs:
         **job_resources("light"),
     script:
         "../scripts/sensitivity_outputs.py"
+
+
+rule verdict:
+    input:
+        **verdict_inputs(),
+    output:
+        table=table_files("paper_tables/tab10_verdict", "tab10_verdict", "verdict"),
+        pairs=source_rows("tab10_verdict", "pairs"),
+        words=in_report("paper_tables/verdict.md", "verdict_words", "verdict"),
+    params:
+        verdict=canonical(config.get("verdict") or {}),
+        stages=UNLEARNING_STAGES,
+    log:
+        "logs/tables/verdict.log",
+    conda:
+        "../../environment.yml"
+    resources:
+        **job_resources("light"),
+    script:
+        "../scripts/verdict.py"

@@ -157,6 +157,8 @@ rule llm_tables:
     output:
         tofu=table_files("paper_tables/tab4_llm_tofu", "tab4_llm_tofu", "llm"),
         probes=table_files("paper_tables/tab5_llm_hard_probes", "tab5_llm_hard_probes", "llm"),
+        tofu_rows=source_rows("tab4_llm_tofu"),
+        probe_rows=source_rows("tab5_llm_hard_probes"),
     params:
         order=stage_labels("llm"),
     log:
@@ -180,6 +182,9 @@ rule llm_figures:
     output:
         fronts=in_report("figures/fig9_llm_fronts.png", "fig9_llm_fronts", "llm", "figures"),
         diagnostics=in_report("figures/fig10_llm_ofmu_diagnostics.png", "fig10_llm_ofmu_diagnostics", "llm", "figures"),
+    params:
+        seed=LLM["selection_seed"],
+        seeds=LLM["seeds"],
     log:
         "logs/figures/llm_figures.log",
     conda:

@@ -69,6 +69,7 @@ rule theory_table:
         verdicts=expand("results/theory/checks/{claim}.csv", claim=THEORY["claims"]),
     output:
         table=table_files("paper_tables/tab1_theory_claims", "theory_table", "theory"),
+        data=source_rows("tab1_theory_claims"),
     conda:
         "../../environment.yml"
     log:

@@ -98,6 +98,7 @@ rule vision_table:
     output:
         table=table_files("paper_tables/{table}", "vision_table", "vision"),
         costs=table_files("paper_tables/{table}_costs", "vision_costs", "vision"),
+        data=source_rows("{table}"),
     params:
         scenario=lambda w: SCENARIO_OF_TABLE[w.table],
         order=stage_labels("vision"),
@@ -126,6 +127,9 @@ rule vision_figures:
         fronts=in_report("figures/fig6_vision_fronts.png", "fig6_vision_fronts", "vision", "figures"),
         diagnostics=in_report("figures/fig7_vision_ofmu_diagnostics.png", "fig7_vision_ofmu_diagnostics", "vision",
                               "figures"),
+    params:
+        seed=VISION["selection_seed"],
+        seeds=VISION["seeds"],
     log:
         "logs/figures/vision_figures.log",
     conda:

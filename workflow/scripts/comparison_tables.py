@@ -1,11 +1,16 @@
-"""Thin adapter (both stages): the selected settings (tab8) and the trade-off fronts' summary (tab9)."""
+"""Thin adapter (both stages): the selected settings (tab8) and the trade-off fronts' summary (tab9), with the
+rows they are computed from (paper_tables/data/: the selection seed's sweep, the selections, the reported runs of
+the selected settings, the references, and the per-seed hypervolumes that the verdict reads)."""
 import json
 from pathlib import Path
 
+import pandas as pd
+
+from ofmu.io import write_csv_atomic
 from ofmu.logs import log_to
 from ofmu.tables import read_results, write_table
 from ofmu.unlearning.cells import domain_class
-from ofmu.unlearning.comparison import fronts_table, selection_table
+from ofmu.unlearning.comparison import fronts_table, selected_hv, selection_table
 
 stem = lambda outputs: outputs[0][: -len(".csv")]  # noqa: E731
 SELECTION = ("Selected setting per method and cell, chosen on the selection seed {seed} alone by the rule written "
@@ -25,7 +30,18 @@ with log_to(snakemake.log[0]):
     selected = [json.loads(Path(f).read_text()) for f in inp.selected]
     write_table(selection_table(selected, keys, percent=p.domain == "vision"), stem(snakemake.output.selection),
                 SELECTION.format(seed=p.seed))
-    table = fronts_table(p.domain, read_results(inp.sweeps), read_results(inp.runs), read_results(inp.references),
-                         selected, keys, p.order)
+    sweeps, runs, references = read_results(inp.sweeps), read_results(inp.runs), read_results(inp.references)
+    table = fronts_table(p.domain, sweeps, runs, references, selected, keys, p.order)
     write_table(table, stem(snakemake.output.fronts), FRONTS.format(axes=AXES[p.domain]))
+    out = snakemake.output
+    chosen = pd.Series(False, index=runs.index)
+    for s in selected:
+        chosen |= (runs["label"] == s["label"]) & (runs["setting"] == s["setting"])
+    write_csv_atomic(out.sweep_rows, sweeps)
+    flat = lambda v: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v  # noqa: E731
+    write_csv_atomic(out.selected_rows, pd.DataFrame([{**s["cell"], **{k: flat(v) for k, v in s.items() if k != "cell"}}
+                                                      for s in selected]))
+    write_csv_atomic(out.run_rows, runs[chosen])
+    write_csv_atomic(out.reference_rows, references)
+    write_csv_atomic(out.hv_rows, selected_hv(p.domain, runs, references, selected, keys))
     print(table.to_string())

@@ -4,15 +4,19 @@ from pathlib import Path
 
 from ofmu.logs import log_to
 from ofmu.plotting.comparison import plot_fronts
-from ofmu.plotting.unlearning import plot_ofmu_diagnostics
+from ofmu.plotting.unlearning import plot_ofmu_diagnostics, selected_steps
 from ofmu.tables import read_results
 
 with log_to(snakemake.log[0]):
     inp = snakemake.input
     selected = [json.loads(Path(f).read_text()) for f in inp.selected]
-    plot_fronts("llm", read_results(inp.sweeps), read_results(inp.runs), read_results(inp.references), selected,
+    runs = read_results(inp.runs)
+    plot_fronts("llm", read_results(inp.sweeps), runs, read_results(inp.references), selected,
                 ["split"], snakemake.output.fronts,
-                "LLM trade-off fronts: every grid point x checkpoint on the selection seed,\neach method's Pareto "
-                "front (line), its selected setting; best = top right (Retain's star)")
+                f"LLM trade-off fronts: every grid point x checkpoint on the selection seed {snakemake.params.seed}, "
+                "the staircase each method's front dominates above the HV reference (dashed/dotted),\nits selected "
+                f"setting, and that setting on each of the {len(snakemake.params.seeds)} reported seeds (open "
+                "circles); best = top right (Retain's star)")
     plot_ofmu_diagnostics(read_results(inp.diagnostics), snakemake.output.diagnostics, ["split"],
-                          "OFMU diagnostics on the LLM stage (selected setting, reported seeds)")
+                          "OFMU diagnostics on the LLM stage (selected setting, reported seeds)",
+                          selected_steps(runs, selected))

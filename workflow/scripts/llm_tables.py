@@ -1,11 +1,12 @@
 """Thin adapter: Table 1 analog and the hard-probe table: each method at its selected setting and checkpoint,
-mean ± std over the reported seeds (never the selection seed)."""
+mean ± std over the reported seeds (never the selection seed); the rows both are computed from (paper_tables/data/)."""
 import json
 from pathlib import Path
 
 import pandas as pd
 
 from ofmu.llm.domain import probe_table, tofu_table
+from ofmu.io import write_csv_atomic
 from ofmu.logs import log_to
 from ofmu.tables import read_results, write_table
 from ofmu.unlearning.comparison import at_selected, collapsed, references_of
@@ -21,6 +22,8 @@ with log_to(snakemake.log[0]):
              for split in runs["split"].unique()]
     rows = pd.concat([refs.assign(collapsed=False), runs.assign(collapsed=pd.concat(flags))], ignore_index=True)
     probes = read_results([*inp.reference_probes, *inp.probes])
+    write_csv_atomic(snakemake.output.tofu_rows, rows)
+    write_csv_atomic(snakemake.output.probe_rows, probes)
     write_table(tofu_table(rows, order), stem(snakemake.output.tofu),
                 "TOFU-protocol analog on the generated fictitious-author corpus (small GPT-2, CPU scale): "
                 "forget quality (FQ, median KS p-value against several retain-only models), model utility "

@@ -29,4 +29,5 @@ with log_to(snakemake.log[0]):
                 "coordinates as drawn in fig12: forgetting (x) = vision |UA - UA(Retrain)| in points (lower is better), LLM FQ (higher is better); utility (y) = vision TA in %, LLM MU, "
                 "mean ± std over the seeds run; collapsed = utility under half the start model's.")
     plot_sensitivity(frames, snakemake.output.figure,
-                     "OFMU sensitivity: one setting changed at a time around the selected one (mean ± std over seeds)")
+                     "OFMU sensitivity: one setting changed at a time around the selected one (mean over seeds; bars: range "
+                     "over seeds)")

@@ -1,15 +1,17 @@
 """Thin adapter: Table 2 analog (random forgetting) or the class-wise table: each method at its selected
 setting and checkpoint, mean ± std over the reported seeds (never the selection seed); its measured cost (RTE,
-peak memory) in a table of its own, so that the metric table is the same on every run."""
+peak memory) in a table of its own, so that the metric table is the same on every run; the rows both are computed
+from (paper_tables/data/, with each row's Avg. Gap: the verdict reads them)."""
 import json
 from pathlib import Path
 
 import pandas as pd
 
+from ofmu.io import write_csv_atomic
 from ofmu.logs import log_to
 from ofmu.tables import read_results, write_table
 from ofmu.unlearning.comparison import at_selected, collapsed, references_of
-from ofmu.vision.domain import vision_cost_table, vision_table
+from ofmu.vision.domain import vision_cost_table, vision_table, with_avg_gap
 
 CAPTION = ("{what} on {datasets} (training subset; small CNN, CPU scale): UA = 1 - acc(D_f), RA = acc(D_r), "
            "TA = test accuracy{ta_note}, MIA-Efficacy, Avg. Gap to Retrain over {gap} (all %); each method at the "
@@ -48,3 +50,4 @@ with log_to(snakemake.log[0]):
                                ta_note=" without the forgotten class" if p.scenario == "class" else ""))
     write_table(vision_cost_table(frame, p.order), snakemake.output.costs[0][: -len(".csv")],
                 COST_CAPTION.format(table=Path(stem).name, seeds=list(p.seeds)))
+    write_csv_atomic(snakemake.output.data, with_avg_gap(frame, gap))
