@@ -13,8 +13,10 @@ Per (stage, cell, metric, baseline):
 Multiplicity: Holm over every comparison of the table (one family per tier), separately for the difference
 tests and the equivalence tests (statsmodels' multipletests).
 Words: "better" / "worse" (Holm-adjusted t-test p < alpha; by the metric's direction), else "equivalent within
-+-margin" (Holm-adjusted TOST p < alpha), else "no detectable difference". A seed where either run diverged has
-no pair; the pairs used are counted in every row.
++-margin" (Holm-adjusted TOST p < alpha), else "no detectable difference". Differences with no spread (the same
+on every seed: FQ moves in KS steps, so ties happen) have no t-test: "identical on every seed (untested)" and
+they are left out of the Holm family. A seed where either run diverged has no pair; the pairs used are counted
+in every row.
 """
 
 from __future__ import annotations
@@ -102,11 +104,8 @@ def paired_test(d: np.ndarray, margin: float, confidence: float = 0.95) -> dict[
     if n < 2:
         return {"n": n, "mean": mean, "low": np.nan, "high": np.nan, "d_z": np.nan, "p": np.nan, "p_tost": np.nan}
     se = sd / np.sqrt(n)
-    if se == 0:  # identical differences on every seed: no spread to test against (exact answers, no t)
-        p = 1.0 if mean == 0 else 0.0
-        p_tost = 0.0 if abs(mean) < margin else 1.0
-        return {"n": n, "mean": mean, "low": mean, "high": mean, "d_z": np.nan if mean == 0 else np.sign(mean) * np.inf,
-                "p": p, "p_tost": p_tost}
+    if se == 0:  # the same difference on every seed (FQ moves in KS steps, so ties happen): no spread, no t-test
+        return {"n": n, "mean": mean, "low": mean, "high": mean, "d_z": np.nan, "p": np.nan, "p_tost": np.nan}
     half = stats.t.ppf(0.5 + confidence / 2, n - 1) * se
     p = float(stats.ttest_1samp(d, 0.0).pvalue)
     # TOST: both one-sided nulls (difference <= -margin, difference >= +margin) must be rejected
@@ -143,6 +142,8 @@ def verdict_table(paired: pd.DataFrame, margins: Mapping[str, Mapping[str, float
 def _decision(row: pd.Series, alpha: float, subject: str) -> str:
     if row["n"] < MIN_SEEDS:
         return f"too few pairs ({row['n']})"
+    if pd.isna(row["p"]):  # no spread: a fact about these seeds, not a test (3 equal values prove no equivalence)
+        return "identical on every seed (untested)" if row["mean"] == 0 else "the same difference on every seed (untested)"
     if row["p (Holm)"] < alpha:
         ahead = (row["mean"] > 0) == (row["better"] == "higher")
         return f"{subject} better" if ahead else f"{subject} worse"
@@ -169,10 +170,12 @@ def verdict_block(table: pd.DataFrame, alpha: float, subject: str = "OFMU") -> s
     """The verdict in words, one bullet per (stage, cell, metric): which baselines fall under each decision.
     The README and the report quote this text; a test keeps them equal."""
     n = table["n"]
-    lines = [f"{subject} against each baseline, paired over the reported seeds ({n.min()}-{n.max()} pairs per "
-             f"comparison; 95% t-intervals; Holm over all {len(table)} comparisons at alpha = {alpha:g}; "
+    tested = int(table["p"].notna().sum())
+    lines = [f"{subject} against each baseline, paired over the reported seeds "
+             f"({n.min() if n.min() == n.max() else f'{n.min()}-{n.max()}'} pairs per comparison; 95% t-intervals; "
+             f"Holm over the {tested} tested comparisons of {len(table)} at alpha = {alpha:g}; "
              f"`paper_tables/tab10_verdict`):", ""]
-    order = ["better", "worse", "equivalent", "no detectable", "too few"]
+    order = ["better", "worse", "equivalent", "no detectable", "identical", "same difference", "too few"]
     for (stage, cell, metric), g in table.groupby(["stage", "cell", "metric"], sort=False):
         parts = []
         for word in order:

@@ -396,6 +396,10 @@ def recompute_verdict(pairs: pd.DataFrame, margins: dict, alpha: float = 0.05) -
         d = g["difference"].to_numpy(float)
         n, m = len(d), margins[stage][metric]
         se = d.std(ddof=1) / np.sqrt(n)
+        if se == 0:  # no spread: no test, out of the Holm family
+            out.append({"stage": stage, "cell": cell, "metric": metric, "baseline": baseline, "n": n, "mean": d.mean(),
+                        "low": d.mean(), "high": d.mean(), "p": np.nan, "p_tost": np.nan, "margin": m})
+            continue
         t = d.mean() / se
         p = 2 * stats.t.sf(abs(t), n - 1)
         p_tost = max(stats.t.sf((d.mean() + m) / se, n - 1), stats.t.cdf((d.mean() - m) / se, n - 1))
@@ -403,14 +407,18 @@ def recompute_verdict(pairs: pd.DataFrame, margins: dict, alpha: float = 0.05) -
         out.append({"stage": stage, "cell": cell, "metric": metric, "baseline": baseline, "n": n, "mean": d.mean(),
                     "low": low, "high": high, "p": p, "p_tost": p_tost, "margin": m})
     table = pd.DataFrame(out)
-    for col in ["p", "p_tost"]:  # Holm by hand
-        order = np.argsort(table[col].to_numpy())
-        adj = np.minimum(1, np.maximum.accumulate((len(table) - np.arange(len(table))) * table[col].to_numpy()[order]))
-        holm = np.empty(len(table))
-        holm[order] = adj
+    tested = table["p"].notna().to_numpy()
+    for col in ["p", "p_tost"]:  # Holm by hand, over the tested rows
+        p = table[col].to_numpy()[tested]
+        order = np.argsort(p)
+        adj = np.minimum(1, np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]))
+        holm = np.full(len(table), np.nan)
+        holm[np.flatnonzero(tested)[order]] = adj
         table[col + " holm"] = holm
     higher = {"avg_gap": False, "hv": True, "log10_fq": True, "model_utility": True}
     table["decision"] = [
+        ("identical on every seed (untested)" if r["mean"] == 0 else "the same difference on every seed (untested)")
+        if np.isnan(r["p"]) else
         ("OFMU better" if (r["mean"] > 0) == higher[r["metric"]] else "OFMU worse") if r["p holm"] < alpha
         else f"equivalent within ±{r['margin']:g}" if r["p_tost holm"] < alpha else "no detectable difference"
         for _, r in table.iterrows()]
@@ -427,8 +435,8 @@ def _verdict_view(table: pd.DataFrame) -> pd.DataFrame:
     g3 = lambda v: f"{v:.3g}"  # noqa: E731
     return pd.DataFrame({"n": table["n"].astype(str), "mean": table["mean"].map(g3),
                          "interval": [f"[{g3(a)}, {g3(b)}]" for a, b in zip(table["low"], table["high"])],
-                         "p (Holm)": table["p holm"].map(lambda v: f"{v:.2g}"),
-                         "p equivalence (Holm)": table["p_tost holm"].map(lambda v: f"{v:.2g}"),
+                         "p (Holm)": table["p holm"].map(lambda v: "-" if np.isnan(v) else f"{v:.2g}"),
+                         "p equivalence (Holm)": table["p_tost holm"].map(lambda v: "-" if np.isnan(v) else f"{v:.2g}"),
                          "decision": table["decision"]})
 
 

@@ -92,3 +92,12 @@ def test_the_dry_run_names_verdict_errors(change, named):
 
 def test_the_default_config_declares_a_valid_verdict():
     check_config(_config(), REPO / "theory" / "claims.yaml")
+
+
+def test_no_spread_is_reported_untested_and_left_out_of_holm():
+    gaps = {"OFMU": [1.0, 1.1, 0.9], "A": [1.0, 1.1, 0.9], "B": [3.0, 3.3, 2.8]}
+    table = verdict_table(pairs(metric_rows("vision", _vision_rows(gaps), pd.DataFrame(), ["dataset", "scenario"])),
+                          MARGINS, 0.05)
+    a, b = (table[table["baseline"] == x].iloc[0] for x in "AB")
+    assert a["decision"] == "identical on every seed (untested)" and np.isnan(a["p (Holm)"])
+    assert b["p (Holm)"] == pytest.approx(b["p"])  # a family of one tested comparison
