@@ -128,7 +128,7 @@ def plot_fronts(stage: str, sweeps: pd.DataFrame, runs: pd.DataFrame, references
     legend["HV reference: the start's forgetting"] = Line2D([], [], ls=":", lw=0.8, color="#555555")
     fig.legend(list(legend.values()), list(legend), loc="center right", fontsize=6.5, frameon=False)
     # wrapped to the figure's width (a one-panel figure is narrow)
-    fig.suptitle("\n".join(textwrap.fill(line, width=int(17 * width)) for line in title.split("\n")), fontsize=9)
+    fig.suptitle("\n".join(textwrap.fill(line, width=int(12 * width)) for line in title.split("\n")), fontsize=9)
     fig.tight_layout(rect=(0, 0, 1 - legend_width / width, 1))
     style.save(fig, path, tight=False)
 

@@ -431,20 +431,26 @@ def _config_verdict():
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())["verdict"]
 
 
+TITLES = {"avg_gap": "Avg. Gap", "hv": "HV of selected setting", "log10_fq": "log10 FQ", "model_utility": "MU"}
+KEYS = ["stage", "cell", "metric", "baseline"]
+
+
 def _verdict_view(table: pd.DataFrame) -> pd.DataFrame:
     g3 = lambda v: f"{v:.3g}"  # noqa: E731
-    return pd.DataFrame({"n": table["n"].astype(str), "mean": table["mean"].map(g3),
+    return pd.DataFrame({"stage": table["stage"], "cell": table["cell"], "metric": table["metric"].map(TITLES),
+                         "baseline": table["baseline"], "n": table["n"].astype(str), "mean": table["mean"].map(g3),
                          "interval": [f"[{g3(a)}, {g3(b)}]" for a, b in zip(table["low"], table["high"])],
                          "p (Holm)": table["p holm"].map(lambda v: "-" if np.isnan(v) else f"{v:.2g}"),
                          "p equivalence (Holm)": table["p_tost holm"].map(lambda v: "-" if np.isnan(v) else f"{v:.2g}"),
-                         "decision": table["decision"]})
+                         "decision": table["decision"]}).sort_values(KEYS).reset_index(drop=True)
 
 
 def _committed_verdict_view() -> pd.DataFrame:
     t = committed("tab10_verdict")
-    return pd.DataFrame({"n": t["pairs (seeds)"], "mean": t["OFMU - baseline (mean)"], "interval": t["95% t-interval"],
+    return pd.DataFrame({"stage": t["stage"], "cell": t["cell"], "metric": t["metric"], "baseline": t["baseline"],
+                         "n": t["pairs (seeds)"], "mean": t["OFMU - baseline (mean)"], "interval": t["95% t-interval"],
                          "p (Holm)": t["p (Holm)"], "p equivalence (Holm)": t["p equivalence (Holm)"],
-                         "decision": t["decision"]})
+                         "decision": t["decision"]}).sort_values(KEYS).reset_index(drop=True)
 
 
 def test_tab10_verdict_is_its_rows():
