@@ -16,7 +16,6 @@ REPO = Path(__file__).resolve().parents[2]
 TABLES = REPO / "paper_tables"
 DATA = TABLES / "data"
 VISION_TABLES = ["tab2_vision_random", "tab3_vision_classwise"]
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="no committed paper_tables/data/ (run `make`)")
 
 
 def committed(name: str) -> pd.DataFrame:
