@@ -229,7 +229,8 @@ def fronts_table(stage: str, sweeps: pd.DataFrame, runs: pd.DataFrame, reference
 
 def sensitivity_table(stage: str, rows: pd.DataFrame, references: pd.DataFrame, selected: Mapping) -> pd.DataFrame:
     """Per variation of OFMU's selected setting: the front coordinates as drawn (vision |UA - UA(Retrain)|
-    and TA in %, LLM FQ and MU; mean ± std over seeds) and the count of diverged and collapsed seeds."""
+    and TA in %, mean ± std over seeds; LLM FQ, median over seeds, and MU, mean ± std) and the count of diverged
+    and collapsed seeds."""
     spec = AXES[stage]
     references = references[_cell_mask(references, selected["cell"])]
     out = []
@@ -241,7 +242,8 @@ def sensitivity_table(stage: str, rows: pd.DataFrame, references: pd.DataFrame, 
             xs.append(xy[0])
             ys.append(xy[1])
             n_collapsed += int(collapsed(stage, r, refs).sum())
-        x = (f"{np.mean(xs):.2g}" if stage == "llm" else mean_std(xs, 2)) if xs else "-"
+        # FQ is a p-value: its median over seeds, never a linear mean
+        x = (f"{np.median(xs):.2g}" if stage == "llm" else mean_std(xs, 2)) if xs else "-"
         out.append({"stage": stage, "cell": "/".join(str(v) for v in selected["cell"].values()), "OFMU setting": setting,
                     "forgetting (x)": x, "utility (y)": mean_std(ys, 3 if stage == "llm" else 2) if ys else "-",
                     "seeds": g["seed"].nunique(), "diverged": int((g["status"] != "ok").sum()), "collapsed": n_collapsed})

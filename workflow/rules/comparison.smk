@@ -143,6 +143,8 @@ rule sensitivity_outputs:
     output:
         figure=in_report("figures/fig12_ofmu_sensitivity.png", "fig12_ofmu_sensitivity", "sensitivity", "figures"),
         table=table_files("paper_tables/tab6_ofmu_sensitivity", "tab6_ofmu_sensitivity", "sensitivity"),
+        rows=source_rows("tab6_ofmu_sensitivity"),
+        reference_rows=source_rows("tab6_ofmu_sensitivity", "references"),
     log:
         "logs/figures/ofmu_sensitivity.log",
     conda:
