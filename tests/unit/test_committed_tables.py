@@ -206,8 +206,10 @@ def test_tab5_recomputation_sees_a_shuffled_row():
 def recompute_tab6(data: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
     out = []
     for stage, d in data.groupby("stage", sort=False):
-        refs = references[references["stage"] == stage]
         cell_cols = ["dataset", "scenario"] if stage == "vision" else ["split"]
+        refs = references[references["stage"] == stage]
+        for c in cell_cols:  # the sensitivity cell's references only
+            refs = refs[refs[c] == d[c].iloc[0]]
         for setting, g in d.groupby("setting", sort=False):
             ok = g[g["status"] == "ok"]
             xs, ys, n_collapsed = [], [], 0
