@@ -162,18 +162,27 @@ def compare_tables(run: str | Path, reference: str | Path, max_cells: int = 20) 
 # ---- reproducibility levels: what holds between two runs of one config ---------------------------------------
 
 LEVELS = ("bit-identical", "equal within tolerance", "verdict unchanged", "verdict changed")
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+# a number not glued to a word ("seed 0-2" is 0 and 2, not 0 and -2)
+_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 VERDICT_TABLE = "tab10_verdict.csv"
 VERDICT_KEYS = ["stage", "cell", "metric", "baseline", "decision"]
 
 
 def cells_within(a: str, b: str, rtol: float) -> bool:
     """Two printed cells agree within ``rtol``: the same text around the numbers, and each pair of numbers
-    within ``rtol`` of the larger one or within one unit of the last printed digit."""
+    within ``rtol`` of the larger one or within one unit of the last printed digit. Only measurements get a
+    tolerance: a cell with words (a setting "lr=0.003", a count "3 (1 collapsed)", a status) and an integer
+    (a count) must match exactly."""
     na, nb = _NUMBER.findall(a), _NUMBER.findall(b)
     if _NUMBER.sub("#", a) != _NUMBER.sub("#", b) or len(na) != len(nb):
         return False
+    if re.search(r"[A-Za-z]", _NUMBER.sub("", a)):
+        return a == b
     for x, y in zip(na, nb):
+        if not re.search(r"[.eE]", x + y):  # integers: counts
+            if x != y:
+                return False
+            continue
         unit = max(_last_digit(x), _last_digit(y))
         fx, fy = float(x), float(y)
         if abs(fx - fy) > max(rtol * max(abs(fx), abs(fy)), unit * (1 + 1e-9)):
@@ -219,6 +228,8 @@ def reproduction(run: str | Path, reference: str | Path, rtol: float = 0.05) -> 
         outside += [f"{name}: row {i + 1}, column {c!r}: {a.at[i, c]!r} vs {b.at[i, c]!r}"
                     for i in range(len(a)) for c in a.columns
                     if a.at[i, c] != b.at[i, c] and not cells_within(a.at[i, c], b.at[i, c], rtol)]
+    structural += [f"{name}: in {run} but not in {reference}" for name in metric_tables(run)
+                   if name not in metric_tables(reference)]
     if structural:
         return Reproduction("not comparable", diffs, structural + outside, [])
     if not outside:

@@ -184,13 +184,16 @@ def dominated_share(a: np.ndarray, b: np.ndarray) -> float:
 def selected_hv(stage: str, runs: pd.DataFrame, references: pd.DataFrame, selected: list[Mapping],
                 cell_keys: list[str]) -> pd.DataFrame:
     """Per (cell, method, reported seed): the hypervolume of the selected setting's checkpoints on that seed,
-    against that seed's reference point (vision: its own Original and Retrain)."""
+    against that seed's reference point (vision: its own Original and Retrain); a seed with no finished
+    checkpoint has none (it diverged: counted in the tables, never averaged in as 0)."""
     out = []
     for s in selected:
         cell = {k: s["cell"][k] for k in cell_keys}
         cell_refs = references[_cell_mask(references, cell)]
         r = runs[_cell_mask(runs, cell) & (runs["label"] == s["label"]) & (runs["setting"] == s["setting"])]
         for seed, rs in r.groupby("seed"):
+            if not (rs["status"] == "ok").any():  # diverged at every checkpoint: no hypervolume (not a 0)
+                continue
             refs = references_of(cell_refs[cell_refs["seed"] == seed] if stage == "vision" else cell_refs)
             coords, _ = front(stage, rs, refs)
             out.append({**cell, "label": s["label"], "seed": int(seed),

@@ -10,13 +10,14 @@ Per (stage, cell, metric, baseline):
   mean difference, its 95% paired t-interval (mean +- t_{0.975, n-1} sd / sqrt n), the effect size
   d_z = mean / sd, the two-sided paired t-test's p, and the TOST equivalence test's p against the margin the
   config declares before the run (H0: |true difference| >= margin).
-Multiplicity: Holm over every comparison of the table (one family per tier), separately for the difference
-tests and the equivalence tests (statsmodels' multipletests).
+Multiplicity: Holm over every tested comparison of the table (one family per tier), separately for the
+difference tests and the equivalence tests (statsmodels' multipletests).
 Words: "better" / "worse" (Holm-adjusted t-test p < alpha; by the metric's direction), else "equivalent within
 +-margin" (Holm-adjusted TOST p < alpha), else "no detectable difference". Differences with no spread (the same
 on every seed: FQ moves in KS steps, so ties happen) have no t-test: "identical on every seed (untested)" and
-they are left out of the Holm family. A seed where either run diverged has no pair; the pairs used are counted
-in every row.
+they are left out of the Holm family. A seed where either run diverged has no pair (the hypervolume of a seed with no finished checkpoint
+is not written, ``ofmu.unlearning.comparison.selected_hv``); the pairs used are counted in every row, and a
+comparison with fewer than MIN_SEEDS pairs is "too few pairs", untested.
 """
 
 from __future__ import annotations
@@ -86,7 +87,10 @@ def pairs(values: pd.DataFrame, subject: str = "OFMU") -> pd.DataFrame:
         mine = g[g["label"] == subject].set_index("seed")["value"]
         for label, b in g[g["label"] != subject].groupby("label", sort=False):
             theirs = b.set_index("seed")["value"]
-            if list(theirs.index) == [ANY_SEED]:  # evaluated once per cell: the same value in every pair
+            if (theirs.index == ANY_SEED).all():  # evaluated once per cell: the same value in every pair
+                if theirs.nunique() != 1:
+                    raise ValueError(f"{label} is evaluated once per cell but has {theirs.nunique()} different "
+                                     f"{metric} values in {stage} {cell}")
                 theirs = pd.Series(theirs.iloc[0], index=mine.index)
             common = mine.index.intersection(theirs.index)
             for seed in sorted(common):
@@ -101,10 +105,12 @@ def paired_test(d: np.ndarray, margin: float, confidence: float = 0.95) -> dict[
     d = np.asarray(d, dtype=float)
     n, mean = len(d), float(np.mean(d))
     sd = float(np.std(d, ddof=1)) if n > 1 else float("nan")
-    if n < 2:
+    if n < MIN_SEEDS:  # no decision is made on it: no p-value either (it stays out of the Holm family)
         return {"n": n, "mean": mean, "low": np.nan, "high": np.nan, "d_z": np.nan, "p": np.nan, "p_tost": np.nan}
     se = sd / np.sqrt(n)
-    if se == 0:  # the same difference on every seed (FQ moves in KS steps, so ties happen): no spread, no t-test
+    if sd <= 1e-12 * max(1.0, float(np.abs(d).max())):
+        # the same difference on every seed (FQ moves in KS steps, so ties happen; round-off at 1e-17 is no
+        # spread either): no t-test
         return {"n": n, "mean": mean, "low": mean, "high": mean, "d_z": np.nan, "p": np.nan, "p_tost": np.nan}
     half = stats.t.ppf(0.5 + confidence / 2, n - 1) * se
     p = float(stats.ttest_1samp(d, 0.0).pvalue)

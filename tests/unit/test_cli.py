@@ -122,3 +122,11 @@ def test_cells_within_tolerance_by_hand():
     assert cells_within("1.2e-04 [5e-05, 1.7e-04]", "1.25e-04 [5e-05, 1.7e-04]", 0.05)
     assert not cells_within("1.2e-04", "5.2e-05", 0.05)
     assert not cells_within("PASS", "FAIL", 1.0) and not cells_within("3 (1 collapsed)", "3", 1.0)
+    # counts, settings and words match exactly; a sign is not read out of a range
+    for a, b in [("0", "1"), ("3 (1 collapsed)", "3 (2 collapsed)"), ("lr=0.003", "lr=0.004"),
+                 ("seeds 0-2", "seeds 0-3"), ("24 of 24", "23 of 24")]:
+        assert not cells_within(a, b, 1.0), (a, b)
+    # "1e-05" and "2e-05" may both be printings of 1.5e-05 (one unit of the last digit); "3e-05" may not
+    assert cells_within("-0.50", "-0.51", 0.0) and cells_within("1e-05", "2e-05", 0.0)
+    assert not cells_within("1e-05", "3e-05", 0.05)
+    assert cells_within("5.2e-05 [5.2e-05, 0.00017]", "5.3e-05 [5.2e-05, 0.00017]", 0.05)

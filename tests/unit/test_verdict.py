@@ -101,3 +101,22 @@ def test_no_spread_is_reported_untested_and_left_out_of_holm():
     a, b = (table[table["baseline"] == x].iloc[0] for x in "AB")
     assert a["decision"] == "identical on every seed (untested)" and np.isnan(a["p (Holm)"])
     assert b["p (Holm)"] == pytest.approx(b["p"])  # a family of one tested comparison
+
+
+def test_too_few_pairs_are_untested_and_a_diverged_seed_has_no_hypervolume():
+    from ofmu.unlearning.comparison import selected_hv
+
+    gaps = {"OFMU": [1.0, 1.1], "A": [3.0, 3.3]}  # 2 seeds: below MIN_SEEDS
+    table = verdict_table(pairs(metric_rows("vision", _vision_rows(gaps), pd.DataFrame(), ["dataset", "scenario"])),
+                          MARGINS, 0.05)
+    assert table["decision"].iloc[0] == "too few pairs (2)" and np.isnan(table["p (Holm)"].iloc[0])
+    # a reported seed whose selected setting diverged at every checkpoint gets no HV row (not a 0 paired in)
+    refs = pd.DataFrame([{"split": "f", "seed": 0, "label": lab, "setting": "reference", "status": "ok",
+                          "forget_quality": fq, "model_utility": 0.6} for lab, fq in [("Finetuned", 1e-5), ("Retain", 0.9)]])
+    runs = pd.DataFrame([{"split": "f", "seed": seed, "label": "OFMU", "setting": "s", "checkpoint": c, "status": st,
+                          "forget_quality": 1e-3 if st == "ok" else np.nan, "model_utility": 0.59 if st == "ok" else np.nan}
+                         for seed, st in [(0, "ok"), (1, "diverged")] for c in (0.5, 1.0)])
+    hv = selected_hv("llm", runs, refs, [{"label": "OFMU", "setting": "s", "cell": {"split": "f"}}], ["split"])
+    assert list(hv["seed"]) == [0]
+    # by hand: one point (log10 1e-3 = -3, 0.59) against the reference (log10 1e-5 = -5, 0.9 x 0.6 = 0.54)
+    assert hv["hv"].iloc[0] == pytest.approx(2 * 0.05)

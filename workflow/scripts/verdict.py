@@ -11,7 +11,7 @@ from ofmu.unlearning.verdict import formatted, metric_rows, pairs, verdict_block
 CAPTION = ("The verdict, computed: OFMU minus each baseline on each cell's headline metrics, paired over the reported "
            "seeds (same seed = same start model, forget set and batches), mean, 95% paired t-interval, effect size "
            "d_z = mean/sd, two-sided paired t-test p, and the TOST equivalence p against the margin declared in the "
-           "config (verdict.margins) before the run; p-values Holm-corrected over all rows (alpha {alpha:g}). "
+           "config (verdict.margins) before the run; p-values Holm-corrected over all tested rows (alpha {alpha:g}; a row with no spread or fewer than 3 pairs is untested). "
            "Decision: better/worse (Holm p < alpha, by the metric's direction), else equivalent within the margin "
            "(Holm TOST p < alpha), else no detectable difference. Source rows: paper_tables/data/.")
 
