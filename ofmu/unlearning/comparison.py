@@ -202,12 +202,14 @@ def selected_hv(stage: str, runs: pd.DataFrame, references: pd.DataFrame, select
 
 
 def fronts_table(stage: str, sweeps: pd.DataFrame, runs: pd.DataFrame, references: pd.DataFrame,
-                 selected: list[Mapping], cell_keys: list[str], order: list[str], subject: str = "OFMU") -> pd.DataFrame:
+                 selected: list[Mapping], cell_keys: list[str], order: list[str], subject: str = "OFMU",
+                 hv: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per cell and method: the hypervolume of its selection-seed front, the hypervolume of its selected
     setting's checkpoints on each reported seed (mean ± std), and how much of its front ``subject``'s
-    front dominates (and the reverse)."""
+    front dominates (and the reverse). ``hv``: the per-seed hypervolumes of ``selected_hv`` when the caller has
+    them already."""
     out = []
-    hv = selected_hv(stage, runs, references, selected, cell_keys)
+    hv = selected_hv(stage, runs, references, selected, cell_keys) if hv is None else hv
     for cell, sw in sweeps.groupby(cell_keys, sort=True):
         cell = dict(zip(cell_keys, cell if isinstance(cell, tuple) else (cell,)))
         sel_seed = int(sw["seed"].iloc[0])

@@ -31,7 +31,8 @@ with log_to(snakemake.log[0]):
     write_table(selection_table(selected, keys, percent=p.domain == "vision"), stem(snakemake.output.selection),
                 SELECTION.format(seed=p.seed))
     sweeps, runs, references = read_results(inp.sweeps), read_results(inp.runs), read_results(inp.references)
-    table = fronts_table(p.domain, sweeps, runs, references, selected, keys, p.order)
+    hv = selected_hv(p.domain, runs, references, selected, keys)  # tab9's column and the verdict's rows: once
+    table = fronts_table(p.domain, sweeps, runs, references, selected, keys, p.order, hv=hv)
     write_table(table, stem(snakemake.output.fronts), FRONTS.format(axes=AXES[p.domain]))
     out = snakemake.output
     chosen = pd.Series(False, index=runs.index)
@@ -43,5 +44,5 @@ with log_to(snakemake.log[0]):
                                                       for s in selected]))
     write_csv_atomic(out.run_rows, runs[chosen])
     write_csv_atomic(out.reference_rows, references)
-    write_csv_atomic(out.hv_rows, selected_hv(p.domain, runs, references, selected, keys))
+    write_csv_atomic(out.hv_rows, hv)
     print(table.to_string())
