@@ -42,11 +42,12 @@ def stage_sweeps(domain: str, stage: dict) -> dict[str, dict]:
     stage; the points are the method's sweep grid (``config/methods/<Method>.yaml``, ``sweep``)."""
     labels = {m: (m, None) for m in stage["methods"]}
     labels.update({name: (v["method"], v.get("hparams")) for name, v in sorted((stage.get("variants") or {}).items())})
-    limit = stage.get("grid_limit")
+    limit, sample = stage.get("grid_limit"), stage.get("sweep")
     # each point's settings in canonical key order; the points in the file's grid order (ties in the selection
     # fall back to it)
     return {label: {"method": method, "points": {setting: canonical(values) for setting, values in
-                                                  sweep_points(method, domain, overrides, limit=limit).items()}}
+                                                  sweep_points(method, domain, overrides, limit=limit,
+                                                               sample=sample).items()}}
             for label, (method, overrides) in labels.items()}
 
 
@@ -77,6 +78,24 @@ def _run_errors(where: str, method: str, domain: str, overrides: dict | None = N
     return []
 
 
+def _trial_errors(domain: str, stage: dict, method: str) -> list[str]:
+    """Equal trials (``<stage>.sweep.points``): every method's grid has at least that many points, and a
+    sample of that size can try every value of every key."""
+    sample = stage.get("sweep")
+    if not sample:
+        return []
+    try:
+        full = sweep_points(method, domain, limit=stage.get("grid_limit"))
+        if len(full) < sample["points"]:
+            return [f"{domain}.sweep.points: {sample['points']} trials per method, but the grid of {method} has "
+                    f"{len(full)} point(s); every method gets the same number: add values to its grid "
+                    f"(config/methods/{method}.yaml, sweep.{domain}) or lower {domain}.sweep.points"]
+        sweep_points(method, domain, limit=stage.get("grid_limit"), sample=sample)
+    except SettingsError as err:
+        return [f"{domain}.sweep: {err}"]
+    return []
+
+
 def _settings_errors(domain: str, stage: dict) -> list[str]:
     errors = []
     for method in stage.get("methods", []):
@@ -84,6 +103,7 @@ def _settings_errors(domain: str, stage: dict) -> list[str]:
             errors.append(f"{domain}.methods: Retrain is the reference every cell has; remove it from the list")
             continue
         errors += _run_errors(f"{domain}.methods.{method}", method, domain)
+        errors += _trial_errors(domain, stage, method)
     for name, variant in (stage.get("variants") or {}).items():
         if name in (*RESERVED_SETTINGS, *REFERENCE_LABELS) or name in stage.get("methods", []):
             errors.append(f"{domain}.variants.{name}: the name is taken (a method, a reference row or one of "

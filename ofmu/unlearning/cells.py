@@ -7,11 +7,12 @@ the start model, warming up, timing, catching divergence, the diagnostics of eve
 every row carries in both domains:
 
     domain, <cell keys>, seed, method, setting, label, checkpoint, status, wall_seconds, peak_memory_mib,
-    forget_passes, steps, hparams, code_version, (config_hash: in the written file), <metric columns>
+    forget_passes, steps, grad_evals, hparams, code_version, (config_hash: in the written file), <metric columns>
 
 ``checkpoint`` is the fraction of the budget (passes over D_f) the row's model had used: a run is
 evaluated at several checkpoints (e.g. 0.25, 0.5, 1.0), one row each, so that one run gives a piece of a
-trade-off curve; its wall_seconds, steps and forget_passes are those up to the checkpoint. Reference rows
+trade-off curve; its wall_seconds, steps, forget_passes and grad_evals (gradient evaluations counted by a hook,
+``loop.counting_gradients``) are those up to the checkpoint. Reference rows
 have none.
 
 ``status`` is "ok" or "diverged" (a diverged run keeps its row, with no metrics, so tables count it
@@ -45,7 +46,7 @@ from ofmu.unlearning.loop import Task, UnlearnResult, run_unlearning
 from ofmu.unlearning.settings import method_class
 
 CORE_COLUMNS = ("domain", "seed", "method", "setting", "label", "checkpoint", "status", "wall_seconds",
-                "peak_memory_mib", "forget_passes", "steps", "hparams", "code_version")
+                "peak_memory_mib", "forget_passes", "steps", "grad_evals", "hparams", "code_version")
 DEFAULT_SETTING = "default"
 
 
@@ -194,7 +195,8 @@ def run_method(domain: Domain, run: Run, epochs: float, batch_size: int, device:
         if state is None or not all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()):
             rows.append({**at, "status": "diverged"})
             continue
-        at.update(wall_seconds=info["wall_seconds"], forget_passes=info["forget_passes"], steps=info["steps"])
+        at.update(wall_seconds=info["wall_seconds"], forget_passes=info["forget_passes"], steps=info["steps"],
+                  grad_evals=info["grad_evals"])
         model.load_state_dict(state)
         model.eval()
         # per-item tables only where asked: domain.evaluate may skip them (the LLM's probes cost as much again)

@@ -253,3 +253,58 @@ def sensitivity_table(stage: str, rows: pd.DataFrame, references: pd.DataFrame, 
                     "forgetting (x)": x, "utility (y)": mean_std(ys, 3 if stage == "llm" else 2) if ys else "-",
                     "seeds": g["seed"].nunique(), "diverged": int((g["status"] != "ok").sum()), "collapsed": n_collapsed})
     return pd.DataFrame(out)
+
+
+# ---- equal passes vs equal gradient evaluations -----------------------------------------------------------------
+
+
+def equal_compute_checkpoint(grad_evals: Mapping[float, float], selected: float, budget: float) -> float | None:
+    """The checkpoint a method is read at when every method gets ``budget`` gradient evaluations: its selected
+    checkpoint when that is within the budget, else the latest checkpoint within it (the same setting stopped
+    earlier), None when even its first checkpoint costs more. ``grad_evals``: checkpoint -> mean evaluations."""
+    within = [c for c, g in grad_evals.items() if g <= budget]
+    if selected in within:
+        return selected
+    return max(within) if within else None
+
+
+def equal_compute_table(stage: str, runs: pd.DataFrame, references: pd.DataFrame, selected: list[Mapping],
+                        cell_keys: list[str], budget_of: str = "GradDiff") -> pd.DataFrame:
+    """Per cell and method (its selected setting, the reported seeds): the headline numbers at equal passes over
+    D_f (the selected checkpoint: every table's budget) and at equal gradient evaluations (counted,
+    ``loop.counting_gradients``): the cell's gradient budget is what ``budget_of`` (one gradient per forget
+    batch) uses in the whole pass budget, and each method is read at ``equal_compute_checkpoint``. The rule
+    reads costs only, never a metric, so it is fixed before the numbers are seen."""
+    from ofmu.tables import fmt_median_range
+    from ofmu.vision.domain import with_avg_gap
+
+    ok = runs[runs["status"] == "ok"]
+    out = []
+    for s in selected:
+        cell = {k: s["cell"][k] for k in cell_keys}
+        in_cell = ok[_cell_mask(ok, cell)]
+        base = in_cell[(in_cell["label"] == budget_of) & (in_cell["checkpoint"] == in_cell["checkpoint"].max())]
+        if base.empty:
+            raise ValueError(f"{stage} {cell}: no finished run of {budget_of} at the end of the budget, whose "
+                             f"gradient evaluations set the equal-compute budget; add {budget_of} to {stage}.methods")
+        budget = float(base["grad_evals"].mean())
+        rows = in_cell[(in_cell["label"] == s["label"]) & (in_cell["setting"] == s["setting"])]
+        if stage == "vision":
+            refs = references[_cell_mask(references, cell)]
+            rows = with_avg_gap(pd.concat([refs, rows], ignore_index=True), s["gap_metrics"])
+            rows = rows[rows["setting"] != "reference"]
+        costs = rows.groupby("checkpoint")["grad_evals"].mean().to_dict()
+        row = {**cell, "method": s["label"], "gradient budget": f"{budget:.0f}"}
+        for part, checkpoint in (("equal passes", float(s["checkpoint"])),
+                                 ("equal gradients", equal_compute_checkpoint(costs, float(s["checkpoint"]), budget))):
+            at = rows[rows["checkpoint"] == checkpoint] if checkpoint is not None else rows.iloc[:0]
+            row[f"{part}: checkpoint"] = "none within the budget" if checkpoint is None else f"{checkpoint:g}"
+            row[f"{part}: gradients"] = f"{at['grad_evals'].mean():.0f}" if len(at) else "-"
+            row[f"{part}: seeds"] = len(at)
+            if stage == "vision":
+                row[f"{part}: Avg. Gap (%)"] = mean_std(100 * at["Avg.Gap"].astype(float)) if len(at) else "-"
+            else:
+                row[f"{part}: FQ"] = fmt_median_range(at["forget_quality"]) if len(at) else "-"
+                row[f"{part}: MU"] = mean_std(at["model_utility"].astype(float), 3) if len(at) else "-"
+        out.append(row)
+    return pd.DataFrame(out)

@@ -350,6 +350,8 @@ class UnlearnResult:
     setup_forget_batches: int
     retain_batches: int
     forget_passes: float  # forget_batches / len(forget_loader)
+    grad_evals: int  # gradient evaluations in update steps (``counting_gradients``)
+    setup_grad_evals: int
     wall_seconds: float
     peak_memory_bytes: int
     memory_measure: str
@@ -357,6 +359,25 @@ class UnlearnResult:
     def summary(self) -> dict[str, Any]:
         """Everything but the model and the history, JSON-ready."""
         return {k: v for k, v in self.__dict__.items() if k not in ("model", "history")}
+
+
+@contextlib.contextmanager
+def counting_gradients(params: Sequence[Tensor]) -> Iterator[list[int]]:
+    """Gradient evaluations, counted rather than assumed: a hook on the first of ``params`` fires each time a
+    gradient is computed through it (``backward``, ``autograd.grad``, the second backward of a Hessian-vector
+    product, each finite-difference gradient), so ``count[0]`` counts every gradient evaluation of a loss that
+    depends on it. A Hessian-vector product by double backward counts 2 (its two passes), as by differences."""
+    count = [0]
+
+    def hook(grad: Tensor) -> None:
+        count[0] += 1
+
+    handle = params[0].register_hook(hook) if params else None
+    try:
+        yield count
+    finally:
+        if handle is not None:
+            handle.remove()
 
 
 def checkpoint_steps(fractions: Sequence[float], steps_of) -> dict[int, list[float]]:
@@ -379,7 +400,7 @@ def run_unlearning(
     """Run ``method`` on ``model`` in place for a budget of ``epochs`` passes over D_f (see module doc).
 
     ``checkpoints``: fractions of the budget at which ``on_checkpoint(fraction, info)`` is called with the
-    model as it is then (info: steps, forget_passes, wall_seconds so far). The callback's own time is not
+    model as it is then (info: steps, forget_passes, grad_evals, wall_seconds so far). The callback's own time is not
     counted in the wall time; its memory is (it should only copy the weights: evaluate after the run).
     """
     if epochs <= 0:
@@ -390,10 +411,13 @@ def run_unlearning(
                   retain_loader=retain_loader, generator=torch.Generator().manual_seed(seed))
     history: list[dict[str, float]] = []
     n_forget = len(forget_loader) if forget_loader is not None else 0
-    with peak_memory(device) as mem:
+    with peak_memory(device) as mem, contextlib.ExitStack() as counters:
         start = time.perf_counter()
-        method.setup(ctx)
+        with counting_gradients(ctx.params()) as setup_grads:
+            method.setup(ctx)
         setup_forget = ctx.forget_batches
+        # counted on the parameters the steps train (setup may freeze some: RMU trains one block)
+        grads = counters.enter_context(counting_gradients(ctx.params()))
         ctx.total_steps = method.num_steps(ctx, epochs)
         at = checkpoint_steps(checkpoints, lambda f: min(ctx.total_steps, method.num_steps(ctx, f * epochs))) \
             if on_checkpoint is not None else {}
@@ -401,7 +425,8 @@ def run_unlearning(
         if at and ctx.total_steps == 0:  # a one-shot method (IU: all in setup): every checkpoint is its result
             pause = time.perf_counter()
             for fraction in sorted(set(checkpoints)):
-                on_checkpoint(fraction, {"steps": 0, "forget_passes": 0.0, "wall_seconds": pause - start})
+                on_checkpoint(fraction, {"steps": 0, "forget_passes": 0.0, "grad_evals": 0,
+                                         "wall_seconds": pause - start})
             paused += time.perf_counter() - pause
         steps: Sequence[int] = range(ctx.total_steps)
         if progress:
@@ -418,7 +443,7 @@ def run_unlearning(
                     torch.cuda.synchronize(device)
                 pause = time.perf_counter()
                 info = {"steps": k + 1, "forget_passes": (ctx.forget_batches - setup_forget) / n_forget if n_forget
-                        else 0.0, "wall_seconds": pause - start - paused}
+                        else 0.0, "grad_evals": grads[0], "wall_seconds": pause - start - paused}
                 for fraction in at[k + 1]:
                     on_checkpoint(fraction, info)
                 paused += time.perf_counter() - pause
@@ -429,6 +454,7 @@ def run_unlearning(
     return UnlearnResult(
         model=model, method=method.name, hparams=dict(method.hparams), history=history, steps=ctx.total_steps,
         forget_batches=used, setup_forget_batches=setup_forget, retain_batches=ctx.retain_batches,
-        forget_passes=used / n_forget if n_forget else 0.0, wall_seconds=wall,
+        forget_passes=used / n_forget if n_forget else 0.0, grad_evals=grads[0], setup_grad_evals=setup_grads[0],
+        wall_seconds=wall,
         peak_memory_bytes=int(mem["bytes"]), memory_measure=mem["measure"],
     )

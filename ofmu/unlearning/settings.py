@@ -8,7 +8,8 @@ A file holds
     llm:      {key: value}    optional: values that differ in the LLM stage
     sweep:    {vision: {key: [values]}, llm: {...}}
                               optional: the grid the selection seed runs per stage (every combination;
-                              ``a+b: [values]`` ties two settings to one value, e.g. OFMU's two rates)
+                              ``a+b: [values]`` ties two settings to one value); a stage's ``sweep:
+                              {points: N, seed: s}`` runs a seeded sample of N of them (``sample_points``)
     sensitivity: {key: [values]}
                               optional: one-at-a-time variations around the selected setting (ablations)
 The keys a method accepts are declared by its class (``Method.keys``); a file that misses one or adds an
@@ -19,6 +20,7 @@ repository, or ``$OFMU_METHODS_DIR`` when set (a tier or a user may keep its own
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -183,21 +185,60 @@ def _coarse(values: list, limit: int | None) -> list:
     return [values[round(i * (len(values) - 1) / (limit - 1))] for i in range(limit)]
 
 
+def sample_points(grid: dict[str, list], points: int, seed: int, where: str) -> list[tuple]:
+    """``points`` distinct combinations of ``grid`` (key -> values), in the grid's product order: a discrete
+    Latin hypercube, i.e. per key a column in which every value appears ``points // len(values)`` or one more
+    times, shuffled independently (seeded), so every value of every key is tried (the edges of every range
+    included: tab8's "at a grid edge" stays meaningful) and equally often. The whole product when it has no
+    more than ``points`` combinations."""
+    import numpy as np
+
+    combos = list(itertools.product(*grid.values()))
+    if len(combos) <= points:
+        return combos
+    required = max(len(values) for values in grid.values())
+    if points < required:
+        key = max(grid, key=lambda k: len(grid[k]))
+        raise SettingsError(f"{where}: a sample of {points} grid points cannot try every value of {key!r} "
+                            f"({required} values); the sampling budget must be >= {required}: raise the stage's "
+                            f"sweep.points or give {key!r} fewer values")
+    rng = np.random.default_rng(seed)
+    index = {combo: i for i, combo in enumerate(combos)}
+
+    def balanced(rows) -> bool:
+        return all(set(np.bincount([values.index(r[k]) for r in rows], minlength=len(values)))
+                   <= {points // len(values), points // len(values) + 1} for k, values in enumerate(grid.values()))
+
+    for _ in range(1000):
+        columns = [rng.permutation(np.resize(np.arange(len(values)), points)) for values in grid.values()]
+        chosen = {tuple(values[c[r]] for values, c in zip(grid.values(), columns)) for r in range(points)}
+        if len(chosen) < points:  # two rows coincide (a sample near the whole grid): a balanced random subset
+            chosen = {combos[i] for i in rng.choice(len(combos), points, replace=False)}
+        if balanced(chosen):
+            return sorted(chosen, key=index.__getitem__)
+    raise SettingsError(f"{where}: no sample of {points} distinct points trying every value found (seed {seed}); "
+                        f"lower sweep.points or add values")
+
+
 def sweep_points(name: str, domain: str, overrides: dict | None = None,
-                 directory: str | os.PathLike | None = None, limit: int | None = None) -> dict[str, dict[str, Any]]:
+                 directory: str | os.PathLike | None = None, limit: int | None = None,
+                 sample: dict | None = None) -> dict[str, dict[str, Any]]:
     """{setting id: complete settings} for every point of the method's grid, in the file's order; ``overrides``
     (a variant's fixed settings) apply to every point and remove their keys from the grid; ``limit`` keeps
-    at most that many values per key, the first and last among them (the smoke tier's coarse grids). The
-    setting id names the grid values, e.g. ``lr=0.001,forget_weight=0.5`` (``default`` without a grid)."""
-    import itertools
-
+    at most that many values per key, the first and last among them (the smoke tier's coarse grids);
+    ``sample`` ({"points": N, "seed": s}, the stage's ``sweep``) keeps N points of the grid (``sample_points``)
+    so every method gets the same number of trials. The setting id names the grid values, e.g.
+    ``lr=0.001,forget_weight=0.5`` (``default`` without a grid)."""
     base = method_settings(name, domain, overrides, directory)
     grid = {k: _coarse(v, limit) for k, v in method_grid(name, domain, directory).items()
             if not set(k.split("+")) & set(overrides or {})}
     if not grid:
         return {"default": base}
+    where = f"{methods_dir(directory) / f'{name}.yaml'} (sweep.{domain})"
+    combos = (sample_points(grid, int(sample["points"]), int(sample.get("seed", 0)), where) if sample
+              else itertools.product(*grid.values()))
     points = {}
-    for combo in itertools.product(*grid.values()):
+    for combo in combos:
         settings = dict(base)
         for key, value in zip(grid, combo):
             settings.update(dict.fromkeys(key.split("+"), value))

@@ -2,8 +2,9 @@
 before any table is written (shared/experiment-protocol.md section 2), with the setting to change when not.
 
 * vision, random forgetting: the Original memorizes D_f: UA(Retrain) - UA(Original) >= ``min_ua_gap``
-  (mean over the cell's seeds), else the Original never learned D_f better than unseen data and doing
-  nothing already "forgets";
+  on every seed of the cell (the selection seed and each reported one: a seed without the gap is a pair of
+  the verdict in which "forgotten" and "not forgotten" look alike), else the Original never learned D_f
+  better than unseen data and doing nothing already "forgets";
 * vision, MIA: the attack's feature separates D_r from test data on the Original (MIA-AUC >=
   ``min_mia_auc``), else MIA-Efficacy is reported as "no signal" and left out of Avg. Gap. This decision
   is taken on the selection seed alone (``gap_metrics``), because the selection uses Avg. Gap;
@@ -54,13 +55,15 @@ def vision_signal(references: pd.DataFrame, selection_seed: int,
         if selection_seed not in orig.index:
             raise SignalError(f"vision {dataset} {scenario}: no Original row for the selection seed {selection_seed}")
         cell = {"dataset": dataset, "scenario": scenario, "ua_gap": {int(s): float(v) for s, v in gap.items()},
-                "ua_gap_mean": float(gap.mean()),
+                "ua_gap_mean": float(gap.mean()), "ua_gap_min": float(gap.min()),
                 "mia_auc_original": {int(s): float(v) for s, v in orig["MIA-AUC"].sort_index().items()},
                 "gap_metrics": gap_metrics(orig.loc[selection_seed], thresholds)}
         cells.append(cell)
-        if scenario == "random" and not gap.mean() >= thresholds["min_ua_gap"]:
-            errors.append(f"vision {dataset} random forgetting: UA(Retrain) - UA(Original) = {100 * gap.mean():.1f} "
-                          f"points (mean over seeds {sorted(gap.index.tolist())}) < {100 * thresholds['min_ua_gap']:.0f}: "
+        short = gap[~(gap >= thresholds["min_ua_gap"])]
+        if scenario == "random" and len(short):
+            errors.append(f"vision {dataset} random forgetting: UA(Retrain) - UA(Original) < "
+                          f"{100 * thresholds['min_ua_gap']:.0f} points on seed(s) "
+                          f"{', '.join(f'{int(s)} ({100 * v:.2f})' for s, v in short.items())}: "
                           f"the Original does not memorize D_f, so no method can be ranked. Train it on fewer "
                           f"images (vision.train_subset) or longer (vision.train.epochs)")
     if errors:

@@ -424,6 +424,63 @@ def test_tab9_recomputation_sees_a_shuffled_row(stage):
                                           references, selected, table), table)
 
 
+# ---- tab11: equal passes vs equal gradient evaluations -----------------------------------------------------------
+
+
+def recompute_tab11(stage: str, runs: pd.DataFrame, references: pd.DataFrame, selected: pd.DataFrame,
+                    table: pd.DataFrame) -> pd.DataFrame:
+    """By hand: the gradient budget is GradDiff's mean count at the last checkpoint of the cell; each method is
+    read at its selected checkpoint if its mean count there is within the budget, else at its latest one within."""
+    keys = cell_keys(stage)
+    ok = runs[runs["status"] == "ok"]
+    out = []
+    for _, t in table.iterrows():
+        cell = {k: t[k] for k in keys}
+        mask = np.all([ok[k].astype(str) == str(v) for k, v in cell.items()], axis=0)
+        c = ok[mask]
+        budget = c[(c["label"] == "GradDiff") & (c["checkpoint"] == c["checkpoint"].max())]["grad_evals"].mean()
+        s = selected[(selected["label"] == t["method"])
+                     & np.all([selected[k].astype(str) == str(v) for k, v in cell.items()], axis=0)].iloc[0]
+        r = c[(c["label"] == s["label"]) & (c["setting"] == s["setting"])]
+        cost = {ck: g["grad_evals"].mean() for ck, g in r.groupby("checkpoint")}
+        within = sorted(ck for ck, g in cost.items() if g <= budget)
+        chosen = float(s["checkpoint"]) if float(s["checkpoint"]) in within else (within[-1] if within else None)
+        row = {**cell, "method": t["method"], "gradient budget": f"{budget:.0f}"}
+        for part, ck in (("equal passes", float(s["checkpoint"])), ("equal gradients", chosen)):
+            at = r[r["checkpoint"] == ck] if ck is not None else r.iloc[:0]
+            row[f"{part}: checkpoint"] = "none within the budget" if ck is None else f"{ck:g}"
+            row[f"{part}: gradients"] = f"{at['grad_evals'].mean():.0f}" if len(at) else "-"
+            row[f"{part}: seeds"] = str(len(at))
+            if stage == "vision":
+                gap = json.loads(s["gap_metrics"])
+                values = [np.mean([abs(a[m] - refs_of(references, stage, cell, a["seed"])["Retrain"][m]) for m in gap])
+                          for _, a in at.iterrows()]
+                row[f"{part}: Avg. Gap (%)"] = ms(100 * np.array(values), 2) if len(at) else "-"
+            else:
+                fq = at["forget_quality"].astype(float)
+                row[f"{part}: FQ"] = ("-" if fq.empty else f"{fq.iloc[0]:.2g}" if len(fq) == 1
+                                      else f"{fq.median():.2g} [{fq.min():.2g}, {fq.max():.2g}]")
+                row[f"{part}: MU"] = ms(at["model_utility"], 3) if len(at) else "-"
+        out.append(row)
+    return pd.DataFrame(out, columns=table.columns)
+
+
+@pytest.mark.parametrize("stage", ["vision", "llm"])
+def test_tab11_equal_compute_is_its_rows(stage):
+    _, runs, references, selected = _fronts_inputs(stage)
+    table = committed(f"tab11_{stage}_equal_compute")
+    assert differing_cells(recompute_tab11(stage, runs, references, selected, table), table) == []
+
+
+@pytest.mark.parametrize("stage", ["vision", "llm"])
+def test_tab11_recomputation_sees_a_shuffled_row(stage):
+    _, runs, references, selected = _fronts_inputs(stage)
+    table = committed(f"tab11_{stage}_equal_compute")
+    column = "UA" if stage == "vision" else "model_utility"
+    assert differing_cells(recompute_tab11(stage, shuffled(runs, column, lambda f: f["status"] == "ok"), references,
+                                           selected, table), table)
+
+
 # ---- tab10: the verdict ------------------------------------------------------------------------------------------
 
 

@@ -61,9 +61,22 @@ def test_a_checkpoint_is_the_model_of_the_shorter_run(method):
     assert kept[1.0][0]["steps"] == result.steps and kept[0.5][0]["wall_seconds"] <= result.wall_seconds
 
 
+def _with_grid(methods, name: str, grid: dict) -> None:
+    """Replace method ``name``'s sweep in the copied ``methods`` directory by ``grid`` ({domain: {key: values}})."""
+    import yaml
+
+    path = methods / f"{name}.yaml"
+    spec = yaml.safe_load(path.read_text())
+    spec["sweep"] = grid
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
 def test_sweep_points_are_the_grid_product_in_file_order(tmp_path):
     methods = tmp_path / "methods"
     shutil.copytree(REPO / "config" / "methods", methods)
+    _with_grid(methods, "GradDiff", {"vision": {"lr": [1e-4, 3e-4, 1e-3, 3e-3], "forget_weight": [0.3, 1.0]}})
+    _with_grid(methods, "OFMU", {"llm": {"inner_lr+outer_lr": [3e-3, 1e-2, 3e-2, 1e-1], "beta": [0.1, 0.5]}})
+    _with_grid(methods, "GA", {"vision": {"lr": [3e-5, 1e-4, 3e-4, 1e-3]}})
     points = sweep_points("GradDiff", "vision", directory=methods)
     assert list(points) == [f"lr={lr:g},forget_weight={w:g}" for lr in (1e-4, 3e-4, 1e-3, 3e-3) for w in (0.3, 1.0)]
     assert points["lr=0.001,forget_weight=0.3"]["lr"] == 0.001 and points["lr=0.001,forget_weight=0.3"]["forget_weight"] == 0.3
@@ -79,13 +92,40 @@ def test_sweep_points_are_the_grid_product_in_file_order(tmp_path):
     assert list(sens) == ["selected", "beta=0", "inner_steps=1"] and sens["inner_steps=1"]["beta"] == 0.5
 
 
+@pytest.mark.parametrize("points, seed", [(4, 0), (7, 3), (10, 0), (23, 1)])
+def test_a_sample_tries_every_value_equally_often(tmp_path, points, seed):
+    """The stage's sample of a 4 x 3 x 2 grid (24 points), checked by counting: ``points`` distinct grid points,
+    each value of each key ``points // n`` or one more times, in the grid's product order, the same for the same
+    seed; a budget below the longest key's 4 values is the dry run's error."""
+    import itertools
+
+    methods = tmp_path / "methods"
+    shutil.copytree(REPO / "config" / "methods", methods)
+    grid = {"inner_lr": [1e-3, 3e-3, 1e-2, 3e-2], "beta": [0.01, 0.1, 1.0], "inner_steps": [1, 3]}
+    _with_grid(methods, "OFMU", {"vision": grid})
+    sample = sweep_points("OFMU", "vision", directory=methods, sample={"points": points, "seed": seed})
+    chosen = [tuple(v[k] for k in grid) for v in sample.values()]
+    product = list(itertools.product(*grid.values()))
+    assert len(set(chosen)) == points and set(chosen) <= set(product)
+    assert [product.index(c) for c in chosen] == sorted(product.index(c) for c in chosen)
+    for i, (key, values) in enumerate(grid.items()):
+        counts = [sum(c[i] == v for c in chosen) for v in values]
+        assert set(counts) <= {points // len(values), points // len(values) + 1}, (key, counts)
+    assert sweep_points("OFMU", "vision", directory=methods, sample={"points": points, "seed": seed}) == sample
+    assert len(sweep_points("OFMU", "vision", directory=methods, sample={"points": 30, "seed": 0})) == 24  # all of it
+    with pytest.raises(SettingsError, match="sampling budget must be >= 4"):
+        sweep_points("OFMU", "vision", directory=methods, sample={"points": 3, "seed": 0})
+
+
 @pytest.mark.parametrize("grid, named", [("[0.0, 1.0e-3]", "not positive"), ("[]", "empty"),
                                          ("[1.0e-3, true]", "must be a number")])
 def test_a_bad_grid_is_named(tmp_path, grid, named):
     methods = tmp_path / "methods"
     shutil.copytree(REPO / "config" / "methods", methods)
     path = methods / "GradDiff.yaml"
-    path.write_text(path.read_text().replace("lr: [1.0e-4, 3.0e-4, 1.0e-3, 3.0e-3]", f"lr: {grid}"))
+    text = path.read_text()
+    old = text[text.index("    lr: [", text.index("  vision:", text.index("sweep:"))):].split("]", 1)[0] + "]"
+    path.write_text(text.replace(old, f"    lr: {grid}"))
     with pytest.raises(SettingsError, match=named) as err:
         sweep_points("GradDiff", "vision", directory=methods)
     assert "GradDiff.yaml (sweep.vision).lr" in str(err.value)
@@ -183,6 +223,9 @@ def test_signal_checks_fail_with_the_setting_to_change():
         vision_signal(refs, 100)
     ok = vision_signal(pd.concat([_vision_rows(100, 0.05, 0.12, auc=0.7), _vision_rows(0, 0.05, 0.11)]), 100)
     assert ok["cells"][0]["ua_gap_mean"] == pytest.approx(0.065)
+    # the same mean of 6.5 points, but seed 0 has a gap of 4: every seed needs the gap, not the mean
+    with pytest.raises(SignalError, match=r"seed\(s\) 0 \(4\.00\)"):
+        vision_signal(pd.concat([_vision_rows(100, 0.05, 0.14), _vision_rows(0, 0.07, 0.11)]), 100)
     assert ok["cells"][0]["gap_metrics"] == ["UA", "RA", "TA", "MIA-Efficacy"]  # decided on the selection seed
     assert gap_metrics({"MIA-AUC": 0.59}) == ["UA", "RA", "TA"]
     llm = pd.DataFrame([{"split": "forget01", "label": "Finetuned", "setting": "reference", "forget_quality": 0.087},

@@ -164,3 +164,44 @@ def test_smooth_twins_have_no_kinks(name, kwargs):
 def test_unknown_activation_or_pooling_is_named(kwargs, named):
     with pytest.raises(ValueError, match=named):
         build_model("small_cnn", 0, in_channels=1, image_size=28, num_classes=10, **kwargs)
+
+
+@pytest.mark.parametrize("name, hp", [
+    ("GA", {}), ("GradDiff", {}), ("FT", {}), ("SalUn", {}), ("IU", {}),
+    ("OFMU", {"inner_steps": 3}),                                 # first-order: Hessian-vector products by differences
+    ("OFMU", {"inner_steps": 3, "derivatives": "exact"}),         # double backward
+])
+def test_gradient_evaluations_are_counted(digits, monkeypatch, name, hp):
+    """The loop's hook count (``grad_evals``) against an independent route: every call of ``torch.autograd.grad``
+    and ``Tensor.backward`` counted by wrapping them, separately in setup (IU, SalUn) and in the steps."""
+    data, split = digits
+    forget, retain = _loaders(data, split, 32)
+    calls = {"n": 0}
+    grad, backward = torch.autograd.grad, torch.Tensor.backward
+
+    def counted_grad(*args, **kwargs):
+        calls["n"] += 1
+        return grad(*args, **kwargs)
+
+    def counted_backward(self, *args, **kwargs):
+        calls["n"] += 1
+        return backward(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", counted_grad)
+    monkeypatch.setattr(torch.Tensor, "backward", counted_backward)
+    method = make_method(name, **hp)
+    setup = method.setup
+    at_setup = {}
+
+    def counted_setup(ctx):
+        setup(ctx)
+        at_setup["n"] = calls["n"]
+
+    monkeypatch.setattr(method, "setup", counted_setup)
+    res = run_unlearning(_model(), method, forget, retain, ClassificationTask(10), 2, seed=0)
+    assert res.setup_grad_evals == at_setup["n"]
+    assert res.grad_evals == calls["n"] - at_setup["n"]
+    if name in ("GA", "GradDiff", "FT", "SalUn"):  # one loss, one backward per step: a hand count
+        assert res.grad_evals == res.steps
+    if name == "OFMU":  # more than one gradient per forget batch: what "equal passes" hides
+        assert res.grad_evals > res.forget_batches

@@ -143,6 +143,10 @@ def test_a_configfile_replaces_the_default_tier_and_an_omitted_scenario_schedule
     (lambda c: c["vision"].update(selection_seed=0), ["vision.selection_seed", "also a reported seed"]),
     (lambda c: c["llm"]["selection"].update(metric="accuracy"), ["llm.selection", "accuracy", "valid"]),
     (lambda c: c["vision"].pop("selection"), ["selection", "required"]),
+    # equal trials: a sample too small to try every value of a key; a grid smaller than the sample
+    # (the smoke tier's grids: each key cut to its 2 end points)
+    (lambda c: c["vision"]["sweep"].update(points=1), ["vision.sweep", "FT.yaml", "'lr'", "sampling budget must be >= 2"]),
+    (lambda c: c["llm"]["sweep"].update(points=3), ["llm.sweep.points", "grid of GA has 2 point(s)", "GA.yaml"]),
 ])
 def test_dry_run_names_every_bad_setting_with_the_valid_choices(tmp_path, change, named):
     out = _snakemake(tmp_path, "-n", config=_config_with(tmp_path, change))
@@ -156,7 +160,7 @@ def test_dry_run_names_a_bad_sweep_grid(tmp_path, grid, named):
     methods = tmp_path / "methods"
     shutil.copytree(REPO / "config" / "methods", methods)
     path = methods / "GradDiff.yaml"
-    path.write_text(path.read_text().replace("lr: [1.0e-4, 3.0e-4, 1.0e-3, 3.0e-3]", f"lr: {grid}"))
+    path.write_text(path.read_text().replace("lr: [1.0e-4, 3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2]", f"lr: {grid}"))
     out = _snakemake(tmp_path, "-n", config=REPO / "config" / "smoke.yaml", env={"OFMU_METHODS_DIR": str(methods)})
     text = out.stdout + out.stderr
     assert out.returncode != 0 and "GradDiff.yaml (sweep.vision).lr" in text and named in text, text[-2000:]

@@ -249,6 +249,7 @@ def comparison_targets():
     """Per stage: the selected settings, the fronts' summary, the signal checks; OFMU's sensitivity."""
     targets = [f"paper_tables/tab8_{stage}_selection.{ext}" for stage in UNLEARNING_STAGES for ext in TABLE_EXTS]
     targets += [f"paper_tables/tab9_{stage}_fronts.{ext}" for stage in UNLEARNING_STAGES for ext in TABLE_EXTS]
+    targets += [f"paper_tables/tab11_{stage}_equal_compute.{ext}" for stage in UNLEARNING_STAGES for ext in TABLE_EXTS]
     targets += [f"results/{stage}/signal.json" for stage in UNLEARNING_STAGES]
     if any(sensitivity_files(stage) for stage in UNLEARNING_STAGES):
         targets += ["figures/fig12_ofmu_sensitivity.png", *expand("paper_tables/tab6_ofmu_sensitivity.{ext}", ext=TABLE_EXTS)]

@@ -4,7 +4,8 @@
 #   select      the stage's selection rule on those rows alone (never a reported seed) -> selected/<label>.json
 #   signal      can the setup tell forgotten from not forgotten? (fails naming the setting to change)
 #   sensitivity OFMU one setting at a time around its selected point, on the configured cell and seeds
-#   tables      selected settings (tab8), fronts (tab9), sensitivity (tab6 + fig12)
+#   tables      selected settings (tab8), fronts (tab9), equal passes vs equal gradients (tab11), sensitivity
+#               (tab6 + fig12)
 #   verdict     OFMU minus each baseline per cell and headline metric, paired over the reported seeds, with
 #               intervals and Holm-corrected decisions (tab10 + verdict.md, which the README quotes)
 # The reported runs (one job per cell and method: its selected setting on every reported seed) are the stages'
@@ -115,6 +116,7 @@ rule comparison_tables:
     output:
         selection=table_files("paper_tables/tab8_{stage}_selection", "tab8_selection", lambda w: w.stage),
         fronts=table_files("paper_tables/tab9_{stage}_fronts", "tab9_fronts", lambda w: w.stage),
+        equal_compute=table_files("paper_tables/tab11_{stage}_equal_compute", "tab11_equal_compute", lambda w: w.stage),
         # the rows both tables are computed from (committed; tests/unit/test_committed_tables.py recomputes them)
         sweep_rows=source_rows("tab8_{stage}_selection", "sweep"),
         selected_rows=source_rows("tab8_{stage}_selection", "selected"),

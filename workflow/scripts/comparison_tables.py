@@ -1,4 +1,5 @@
-"""Thin adapter (both stages): the selected settings (tab8) and the trade-off fronts' summary (tab9), with the
+"""Thin adapter (both stages): the selected settings (tab8), the trade-off fronts' summary (tab9) and equal passes
+vs equal gradient evaluations (tab11), with the
 rows they are computed from (paper_tables/data/: the selection seed's sweep, the selections, the reported runs of
 the selected settings, the references, and the per-seed hypervolumes that the verdict reads)."""
 import json
@@ -10,7 +11,7 @@ from ofmu.io import write_csv_atomic
 from ofmu.logs import log_to
 from ofmu.tables import read_results, write_table
 from ofmu.unlearning.cells import domain_class
-from ofmu.unlearning.comparison import fronts_table, selected_hv, selection_table
+from ofmu.unlearning.comparison import equal_compute_table, fronts_table, selected_hv, selection_table
 
 stem = lambda outputs: outputs[0][: -len(".csv")]  # noqa: E731
 SELECTION = ("Selected setting per method and cell, chosen on the selection seed {seed} alone by the rule written "
@@ -22,6 +23,10 @@ FRONTS = ("Trade-off fronts ({axes}; both maximized). HV = area the front domina
           "'HV of selected setting': its checkpoints on each reported seed, mean ± std. 'share dominated by OFMU': "
           "share of the method's front points that a point of OFMU's front weakly dominates; 'share of OFMU "
           "dominated': the reverse.")
+EQUAL = ("Each method's selected setting on the reported seeds at equal passes over D_f (its selected checkpoint: the "
+         "budget of every other table) and at equal gradient evaluations (counted): the gradient budget is GradDiff's "
+         "count over the whole pass budget (one gradient per forget batch); a method that costs more per batch is read "
+         "at its latest checkpoint within that budget. Descriptive, no test: the verdict (tab10) is at equal passes.")
 AXES = {"vision": "x = -|UA - UA(Retrain)| in points, y = TA in %", "llm": "x = log10 FQ, y = MU"}
 
 with log_to(snakemake.log[0]):
@@ -34,6 +39,8 @@ with log_to(snakemake.log[0]):
     hv = selected_hv(p.domain, runs, references, selected, keys)  # tab9's column and the verdict's rows: once
     table = fronts_table(p.domain, sweeps, runs, references, selected, keys, p.order, hv=hv)
     write_table(table, stem(snakemake.output.fronts), FRONTS.format(axes=AXES[p.domain]))
+    write_table(equal_compute_table(p.domain, runs, references, selected, keys),
+                stem(snakemake.output.equal_compute), EQUAL)
     out = snakemake.output
     chosen = pd.Series(False, index=runs.index)
     for s in selected:
