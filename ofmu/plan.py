@@ -125,6 +125,9 @@ def _protocol_errors(domain: str, stage: dict) -> list[str]:
                                                                             f"{domain}.selection")
     except (TypeError, ValueError) as err:
         errors.append(f"{domain}.selection: {err}")
+    if stage.get("methods") and "GradDiff" not in stage["methods"]:
+        errors.append(f"{domain}.methods: GradDiff (one gradient per forget batch) sets the gradient budget of the "
+                      f"equal-compute table (tab11_{domain}_equal_compute); add it to {domain}.methods")
     if 1.0 not in (stage.get("checkpoints") or [1.0]):
         errors.append(f"{domain}.checkpoints: {stage['checkpoints']} must include 1.0, the end of the budget every "
                       f"method is given (the cost tables and the budget's fairness are read there)")

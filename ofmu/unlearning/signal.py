@@ -64,8 +64,9 @@ def vision_signal(references: pd.DataFrame, selection_seed: int,
             errors.append(f"vision {dataset} random forgetting: UA(Retrain) - UA(Original) < "
                           f"{100 * thresholds['min_ua_gap']:.0f} points on seed(s) "
                           f"{', '.join(f'{int(s)} ({100 * v:.2f})' for s, v in short.items())}: "
-                          f"the Original does not memorize D_f, so no method can be ranked. Train it on fewer "
-                          f"images (vision.train_subset) or longer (vision.train.epochs)")
+                          f"the Original does not memorize D_f, so no method can be ranked. Train it longer "
+                          f"(vision.train.epochs) until RA nears 100%, or on fewer images (vision.train_subset) "
+                          f"with as many steps")
     if errors:
         raise SignalError("no signal:\n  - " + "\n  - ".join(errors))
     return {"thresholds": dict(thresholds), "cells": cells}

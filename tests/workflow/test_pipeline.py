@@ -147,6 +147,7 @@ def test_a_configfile_replaces_the_default_tier_and_an_omitted_scenario_schedule
     # (the smoke tier's grids: each key cut to its 2 end points)
     (lambda c: c["vision"]["sweep"].update(points=1), ["vision.sweep", "FT.yaml", "'lr'", "sampling budget must be >= 2"]),
     (lambda c: c["llm"]["sweep"].update(points=3), ["llm.sweep.points", "grid of GA has 2 point(s)", "GA.yaml"]),
+    (lambda c: c["vision"]["methods"].remove("GradDiff"), ["vision.methods", "gradient budget", "tab11_vision"]),
 ])
 def test_dry_run_names_every_bad_setting_with_the_valid_choices(tmp_path, change, named):
     out = _snakemake(tmp_path, "-n", config=_config_with(tmp_path, change))
