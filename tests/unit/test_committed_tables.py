@@ -306,8 +306,11 @@ def recompute_selection(stage: str, sweep: pd.DataFrame, selected: pd.DataFrame,
         else:
             floor = 0.9 * refs["Finetuned"]["model_utility"]
             cand = ok[ok["model_utility"] >= floor]
-            cand = cand[cand["forget_quality"] == cand["forget_quality"].max()]
-            best = cand[cand["forget_prob"] == cand["forget_prob"].min()].iloc[0]
+            if cand.empty:  # the rule's fallback: no row keeps the floor, so the row with the highest MU
+                best = ok[ok["model_utility"] == ok["model_utility"].max()].iloc[0]
+            else:
+                cand = cand[cand["forget_quality"] == cand["forget_quality"].max()]
+                best = cand[cand["forget_prob"] == cand["forget_prob"].min()].iloc[0]
             value = f"{best['forget_quality']:.3g}"
             start = refs["Finetuned"]["model_utility"]
             util = r["model_utility"]
