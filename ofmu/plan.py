@@ -181,10 +181,16 @@ def _llm_errors(llm: dict) -> list[str]:
     from ofmu.llm.corpus import CorpusConfig
 
     errors = []
+    if "seed" in (llm.get("corpus") or {}):
+        errors.append("llm.corpus.seed: each replicate's corpus seed is its seed (llm.selection_seed, llm.seeds); "
+                      "remove the key")
+    if llm.get("model_seed", 0) in llm.get("reference_seeds", []):
+        errors.append(f"llm.reference_seeds {llm['reference_seeds']} contain llm.model_seed {llm.get('model_seed', 0)}: "
+                      f"a retain-only model would share the full model's training seed; use other numbers")
     try:
         corpus = CorpusConfig.from_dict(llm.get("corpus") or {})
     except (TypeError, ValueError) as err:
-        return [f"llm.corpus: {err}"]
+        return [*errors, f"llm.corpus: {err}"]
     available = [f"forget{p:02d}" for p in corpus.forget_percents]
     for split in [*llm.get("splits", []), llm.get("sample_costs", {}).get("split")]:
         if split is not None and split not in available:

@@ -1,13 +1,13 @@
 """The LLM stage as a ``Domain`` of the one cell runner, and its file-level entry points.
 
-    corpus_files        corpus + tokenizer directory
-    train_model_files   the full model or a retain-only model (save_pretrained, safetensors)
+    corpus_files        corpus + tokenizer directory of one replicate (corpus seed = the replicate's seed)
+    train_model_files   the full model or a retain-only model of a replicate (save_pretrained, safetensors)
     reference_files     a split's retain-model references (forget truth ratios, MIA AUC) for FQ
     LLMDomain           one forget split: start model (Finetuned), loaders, TOFU evaluation with per-sample
                         values and hard probes, references (Finetuned, Retain)
     run_sample_costs    Figure 1 analog for one method (difficulty vs utility loss per forget sample)
 
-``cfg`` is the part of the stage config a job uses (device, eval, model_seed, reference_seeds, ...).
+``cfg`` is the part of the stage config a job uses (device, eval, train, model, ...).
 """
 
 from __future__ import annotations
@@ -21,19 +21,22 @@ import pandas as pd
 from ofmu.io import write_csv_atomic, write_json_atomic
 from ofmu.llm import api as S
 from ofmu.llm.unlearn import LanguageModelTask
+from ofmu.seeds import replicate_model_seed
 from ofmu.tables import Column, fmt_median_range, summary_table
 from ofmu.unlearning.cells import Domain, Evaluation
 
 
-def corpus_files(cfg: dict, out_dir) -> dict:
-    return S.build_corpus(out_dir, cfg["corpus"], vocab_size=cfg["vocab_size"])
+def corpus_files(cfg: dict, out_dir, seed: int) -> dict:
+    """The corpus of replicate ``seed``: other authors and facts for every seed (``llm.corpus.seed`` is ignored)."""
+    return S.build_corpus(out_dir, {**cfg["corpus"], "seed": int(seed)}, vocab_size=cfg["vocab_size"])
 
 
-def train_model_files(cfg: dict, corpus_dir, out_dir, split: str | None, seed: int) -> dict:
-    """Full model (``split=None``) or the retain-only model of ``split``; cached in ``out_dir``."""
+def train_model_files(cfg: dict, corpus_dir, out_dir, split: str | None, replicate: int, model: int) -> dict:
+    """Full model (``split=None``) or the retain-only model of ``split``, number ``model`` of replicate
+    ``replicate`` (training seed: ``ofmu.seeds.replicate_model_seed``); cached in ``out_dir``."""
     tok = S.load_corpus_tokenizer(corpus_dir)
     _, info = S.train_model(corpus_dir, tok, split, out_dir=out_dir, train=cfg["train"], spec=cfg["model"],
-                            seed=seed, device=cfg["device"])
+                            seed=replicate_model_seed(replicate, model), device=cfg["device"])
     return {k: v for k, v in info.items() if k != "history"}
 
 
@@ -59,15 +62,15 @@ def _load_refs(path) -> list[dict]:
 
 
 class LLMDomain(Domain):
-    """One forget split of the corpus; every run starts from the full ("Finetuned") model."""
+    """One forget split of one replicate's corpus (``seed``); every run starts from its full ("Finetuned") model."""
 
     name = "llm"
     cell_keys = ("split",)
     metric_columns = ("forget_quality", "model_utility", "forget_truth_ratio")
     tables = ("samples", "probes")
 
-    def __init__(self, cfg: dict, corpus_dir, split: str, full_dir, refs_json, retain_dirs=()):
-        self.cfg, self.corpus_dir, self.split = cfg, Path(corpus_dir), split
+    def __init__(self, cfg: dict, corpus_dir, split: str, full_dir, refs_json, retain_dirs=(), seed: int = 0):
+        self.cfg, self.corpus_dir, self.split, self.seed = cfg, Path(corpus_dir), split, int(seed)
         self.device = cfg["device"]
         self.tokenizer = S.load_corpus_tokenizer(corpus_dir)
         self.full = S.load_causal_lm(full_dir, device=self.device)
@@ -77,7 +80,7 @@ class LLMDomain(Domain):
     @classmethod
     def from_files(cls, cfg: dict, cell: dict, seed: int, inputs: dict) -> "LLMDomain":
         return cls(cfg, Path(inputs["meta"]).parent, cell["split"], Path(inputs["full"]).parent, inputs["refs"],
-                   [Path(p).parent for p in inputs.get("retain", [])])
+                   [Path(p).parent for p in inputs.get("retain", [])], seed)
 
     def cell(self):
         return {"split": self.split}
@@ -114,8 +117,9 @@ class LLMDomain(Domain):
         retain = S.load_causal_lm(self.retain_dirs[0], device=self.device)
         # Retain is scored against the OTHER retain-only models (leave-one-out), else its FQ is trivially 1
         others = [r for r in self.refs if Path(r["model"]) != self.retain_dirs[0]] or self.refs
-        return [{"label": "Finetuned", "model": self.full, "seed": self.cfg["model_seed"]},
-                {"label": "Retain", "model": retain, "seed": self.cfg["reference_seeds"][0],
+        # both rows carry the replicate's seed: a method's row of seed s is paired with the references of seed s
+        return [{"label": "Finetuned", "model": self.full, "seed": self.seed},
+                {"label": "Retain", "model": retain, "seed": self.seed,
                  "evaluate": {"fq_references": others}}]
 
 

@@ -8,7 +8,7 @@ before any table is written (shared/experiment-protocol.md section 2), with the 
 * vision, MIA: the attack's feature separates D_r from test data on the Original (MIA-AUC >=
   ``min_mia_auc``), else MIA-Efficacy is reported as "no signal" and left out of Avg. Gap. This decision
   is taken on the selection seed alone (``gap_metrics``), because the selection uses Avg. Gap;
-* LLM: FQ(Finetuned) < ``max_fq_finetuned`` and FQ(Retain) > ``min_fq_retain`` on every split (else the
+* LLM: FQ(Finetuned) < ``max_fq_finetuned`` and FQ(Retain) > ``min_fq_retain`` on every split and replicate (else the
   KS test cannot tell the two apart on that split). The step counts are checked by the dry run
   (``ofmu.plan``), from the config alone.
 
@@ -73,16 +73,23 @@ def vision_signal(references: pd.DataFrame, selection_seed: int,
 
 
 def llm_signal(references: pd.DataFrame, thresholds: Mapping[str, float] = LLM_THRESHOLDS) -> dict[str, Any]:
-    """Per split: FQ of Finetuned and Retain; raises SignalError when a split cannot separate them."""
+    """Per split and replicate (seed): FQ of Finetuned and Retain; raises SignalError when a split cannot separate
+    them on some replicate (each replicate is its own corpus and models, so each must have the signal)."""
     splits, errors = [], []
     for split, rows in references.groupby("split", sort=True):
-        fq_f = float(_ref(rows, "Finetuned")["forget_quality"].iloc[0])
-        fq_r = float(_ref(rows, "Retain")["forget_quality"].iloc[0])
-        splits.append({"split": split, "fq_finetuned": fq_f, "fq_retain": fq_r})
-        if not (fq_f < thresholds["max_fq_finetuned"] and fq_r > thresholds["min_fq_retain"]):
-            errors.append(f"llm {split}: FQ(Finetuned) = {fq_f:.3g}, FQ(Retain) = {fq_r:.3g}; the split needs "
-                          f"FQ(Finetuned) < {thresholds['max_fq_finetuned']} < FQ(Retain) for the KS test to tell "
-                          f"them apart. Drop it from llm.splits or enlarge it (llm.corpus.n_authors)")
+        fq_f = _ref(rows, "Finetuned").set_index("seed")["forget_quality"].sort_index()
+        fq_r = _ref(rows, "Retain").set_index("seed")["forget_quality"].sort_index()
+        splits.append({"split": split, "fq_finetuned": {int(k): float(v) for k, v in fq_f.items()},
+                       "fq_retain": {int(k): float(v) for k, v in fq_r.items()},
+                       "fq_finetuned_max": float(fq_f.max()), "fq_retain_min": float(fq_r.min())})
+        bad = [int(seed) for seed in fq_f.index
+               if not (fq_f[seed] < thresholds["max_fq_finetuned"] and fq_r.get(seed, 0.0) > thresholds["min_fq_retain"])]
+        if bad:
+            errors.append(f"llm {split}: FQ(Finetuned) < {thresholds['max_fq_finetuned']} < FQ(Retain) fails on seed(s) "
+                          + ", ".join(f"{seed} (FQ(Finetuned) = {fq_f[seed]:.3g}, FQ(Retain) = {fq_r.get(seed, float('nan')):.3g})"
+                                      for seed in bad)
+                          + ": the KS test cannot tell them apart. Drop the split from llm.splits or enlarge it "
+                            "(llm.corpus.n_authors)")
     if errors:
         raise SignalError("no signal:\n  - " + "\n  - ".join(errors))
     return {"thresholds": dict(thresholds), "splits": splits}

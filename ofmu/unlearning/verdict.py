@@ -2,9 +2,9 @@
 the reported seeds, with intervals, effect sizes and decisions corrected for multiplicity (issue 19).
 
 Pairing. In both stages a reported seed fixes everything a run starts from: vision, the seed's own Original,
-Retrain and forget set; LLM, the seed's batch order on the shared Finetuned model. So OFMU's and a baseline's
-runs of one seed form a pair, and the comparison is a one-sample test on the per-seed differences
-d_s = OFMU_s - baseline_s (a reference evaluated once per cell, e.g. Finetuned, is the same number in every pair).
+Retrain and forget set; LLM, the seed's replicate: its own corpus, Finetuned and retain-only models and batch order.
+So OFMU's and a baseline's (or a reference's) runs of one seed form a pair, and the comparison is a one-sample test
+on the per-seed differences d_s = OFMU_s - baseline_s.
 
 Per (stage, cell, metric, baseline):
   mean difference, its 95% paired t-interval (mean +- t_{0.975, n-1} sd / sqrt n), the effect size
@@ -52,18 +52,13 @@ METRICS = {
 }
 MIN_SEEDS = 3  # a paired t-interval on fewer than 3 differences has 1 degree of freedom or none
 TARGETS = {"vision": "Retrain", "llm": "Retain"}  # what every method aims at: not a baseline
-# references evaluated once per cell, not per seed (the LLM's Finetuned model): the same value in every pair
-ONCE = {"vision": (), "llm": ("Finetuned",)}
-ANY_SEED = -1
 
 
 def metric_rows(stage: str, rows: pd.DataFrame, hv: pd.DataFrame, cell_keys: Sequence[str]) -> pd.DataFrame:
     """Long rows (stage, cell, label, seed, metric, value) of the reported runs at their selected checkpoint
     (``rows``: the tab2/tab3 or tab4 source rows, references included) and of the per-seed hypervolumes
-    (``hv``: tab9's source rows). Diverged runs give no value; the target (Retrain / Retain) is no baseline; a
-    reference evaluated once per cell gets the seed ANY_SEED."""
+    (``hv``: tab9's source rows). Diverged runs give no value; the target (Retrain / Retain) is no baseline."""
     rows = rows[(rows["status"] == "ok") & (rows["label"] != TARGETS[stage])]
-    rows = rows.assign(seed=rows["seed"].where(~rows["label"].isin(ONCE[stage]), ANY_SEED))
     cell = rows[list(cell_keys)].astype(str).agg("/".join, axis=1)
     if stage == "vision":
         values = {"avg_gap": 100 * rows["Avg.Gap"].astype(float)}
@@ -80,20 +75,14 @@ def metric_rows(stage: str, rows: pd.DataFrame, hv: pd.DataFrame, cell_keys: Seq
 
 
 def pairs(values: pd.DataFrame, subject: str = "OFMU") -> pd.DataFrame:
-    """Per (stage, cell, metric, baseline, seed): the subject's and the baseline's value and their difference.
-    A baseline evaluated once per cell (seed ANY_SEED, e.g. Finetuned) is paired with every seed."""
+    """Per (stage, cell, metric, baseline, seed): the subject's and the baseline's value and their difference, on
+    the seeds both have a value for."""
     out = []
     for (stage, cell, metric), g in values.groupby(["stage", "cell", "metric"], sort=False):
         mine = g[g["label"] == subject].set_index("seed")["value"]
         for label, b in g[g["label"] != subject].groupby("label", sort=False):
             theirs = b.set_index("seed")["value"]
-            if (theirs.index == ANY_SEED).all():  # evaluated once per cell: the same value in every pair
-                if theirs.nunique() != 1:
-                    raise ValueError(f"{label} is evaluated once per cell but has {theirs.nunique()} different "
-                                     f"{metric} values in {stage} {cell}")
-                theirs = pd.Series(theirs.iloc[0], index=mine.index)
-            common = mine.index.intersection(theirs.index)
-            for seed in sorted(common):
+            for seed in sorted(mine.index.intersection(theirs.index)):
                 out.append({"stage": stage, "cell": cell, "metric": metric, "baseline": label, "seed": seed,
                             subject: mine[seed], "baseline value": theirs[seed],
                             "difference": mine[seed] - theirs[seed]})

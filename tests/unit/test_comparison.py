@@ -228,10 +228,13 @@ def test_signal_checks_fail_with_the_setting_to_change():
         vision_signal(pd.concat([_vision_rows(100, 0.05, 0.14), _vision_rows(0, 0.07, 0.11)]), 100)
     assert ok["cells"][0]["gap_metrics"] == ["UA", "RA", "TA", "MIA-Efficacy"]  # decided on the selection seed
     assert gap_metrics({"MIA-AUC": 0.59}) == ["UA", "RA", "TA"]
-    llm = pd.DataFrame([{"split": "forget01", "label": "Finetuned", "setting": "reference", "forget_quality": 0.087},
-                        {"split": "forget01", "label": "Retain", "setting": "reference", "forget_quality": 0.8}])
-    with pytest.raises(SignalError, match="Drop it from llm.splits"):
-        llm_signal(llm)
+    def llm(fq_finetuned):  # one replicate per seed, its Finetuned and Retain rows
+        return pd.DataFrame([{"split": "forget10", "label": label, "setting": "reference", "seed": seed, "forget_quality": fq}
+                             for seed, fq_f in fq_finetuned.items() for label, fq in [("Finetuned", fq_f), ("Retain", 0.8)]])
+    assert llm_signal(llm({100: 1e-4, 0: 5e-3}))["splits"][0]["fq_finetuned_max"] == 5e-3
+    # every replicate must separate the two: replicate 0's Finetuned is already "forgotten" by the KS test
+    with pytest.raises(SignalError, match=r"seed\(s\) 0 \(FQ\(Finetuned\) = 0\.087.*Drop the split from llm.splits"):
+        llm_signal(llm({100: 1e-4, 0: 0.087}))
 
 
 def test_fronts_hypervolume_and_dominance_by_hand():

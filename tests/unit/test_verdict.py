@@ -11,7 +11,7 @@ import yaml
 from statsmodels.stats.weightstats import DescrStatsW, ttost_paired
 
 from ofmu.plan import ConfigError, check_config
-from ofmu.unlearning.verdict import ANY_SEED, metric_rows, paired_test, pairs, verdict_table
+from ofmu.unlearning.verdict import metric_rows, paired_test, pairs, verdict_table
 
 REPO = Path(__file__).resolve().parents[2]
 MARGINS = {"vision": {"avg_gap": 0.5, "hv": 5.0}, "llm": {"log10_fq": 0.5, "model_utility": 0.01, "hv": 0.005}}
@@ -55,18 +55,17 @@ def test_decisions_holm_and_directions():
     assert table["p (Holm)"].to_numpy() == pytest.approx(expected)
 
 
-def test_a_reference_evaluated_once_pairs_with_every_seed_and_diverged_seeds_drop():
+def test_pairs_are_per_replicate_and_diverged_seeds_drop():
     rows = pd.DataFrame([{"split": "f", "seed": s, "label": "OFMU", "status": st, "forget_quality": fq,
                           "model_utility": 0.5} for s, st, fq in [(0, "ok", 1e-3), (1, "ok", 1e-2), (2, "diverged", np.nan),
                                                                    (3, "ok", 1e-4)]]
-                        + [{"split": "f", "seed": 7, "label": "Finetuned", "status": "ok", "forget_quality": 1e-5,
-                            "model_utility": 0.6}])
-    values = metric_rows("llm", rows, pd.DataFrame(), ["split"])
-    assert set(values.loc[values["label"] == "Finetuned", "seed"]) == {ANY_SEED}
-    p = pairs(values)
-    fq = p[p["metric"] == "log10_fq"]
+                        # each replicate's own Finetuned model; seed 7 has no OFMU run: no pair
+                        + [{"split": "f", "seed": s, "label": "Finetuned", "status": "ok", "forget_quality": fq,
+                            "model_utility": 0.6} for s, fq in [(0, 1e-5), (1, 1e-6), (2, 1e-5), (3, 1e-5), (7, 1e-5)]])
+    p = pairs(metric_rows("llm", rows, pd.DataFrame(), ["split"]))
+    fq = p[(p["metric"] == "log10_fq") & (p["baseline"] == "Finetuned")]
     assert list(fq["seed"]) == [0, 1, 3]  # the diverged seed has no pair
-    assert fq["difference"].to_numpy() == pytest.approx([2.0, 3.0, 1.0])  # log10 FQ - log10 1e-5
+    assert fq["difference"].to_numpy() == pytest.approx([2.0, 4.0, 1.0])  # log10 FQ - log10 FQ(Finetuned) of the seed
 
 
 def _config():

@@ -160,12 +160,12 @@ def start_inputs(stage, cell, seed):
     """The files a run job on (stage, cell, seed) starts from."""
     if stage == "vision":
         return {"original": f"results/vision/models/{CELLS[stage][cell]['dataset']}/original_s{seed}.safetensors"}
-    return {"meta": "results/llm/corpus/corpus.json", "full": llm_full_weights(), "refs": f"results/llm/references/{cell}.json"}
+    return {"meta": llm_corpus(seed), "full": llm_full_weights(seed), "refs": f"results/llm/s{seed}/references/{cell}.json"}
 
 
 def reference_file(stage, cell, seed):
     """The reference rows (Original + Retrain of a seed; Finetuned + Retain of a split)."""
-    return f"results/vision/runs/{cell}/reference/s{seed}.csv" if stage == "vision" else f"results/llm/runs/{cell}/reference.csv"
+    return f"results/{stage}/runs/{cell}/reference/s{seed}.csv"
 
 
 def reference_files(stage, seeds=None):
@@ -186,11 +186,10 @@ def run_files(stage, suffix=".csv", cells=None):
 
 
 def reported_inputs(stage, cell):
-    """What a reported-run job starts from on every reported seed: vision one Original per seed
-    (``original_s<seed>``), the LLM the one Finetuned model."""
-    if stage == "vision":
-        return {f"original_s{seed}": start_inputs(stage, cell, seed)["original"] for seed in VISION["seeds"]}
-    return start_inputs(stage, cell, None)
+    """What a reported-run job starts from on every reported seed, named ``<name>_s<seed>``: vision one Original
+    per seed, the LLM one replicate per seed (its corpus, Finetuned model and FQ references)."""
+    return {f"{name}_s{seed}": path for seed in STAGE_CONFIG[stage]["seeds"]
+            for name, path in start_inputs(stage, cell, seed).items()}
 
 
 def sensitivity_cell(stage):
@@ -229,12 +228,19 @@ def vision_targets():
 LLM_EVAL = ("eval", "device")
 
 
-def llm_retain_weights(split):
-    return [f"results/llm/models/retain_{split}_s{s}/model.safetensors" for s in LLM["reference_seeds"]]
+# A replicate per seed (the selection seed and every reported one): its own corpus (other authors and facts, the
+# corpus seed = the seed), its own Finetuned model and retain-only models, so the spread over the reported seeds
+# includes data and model, not only batch order (issue 19).
+def llm_corpus(seed):
+    return f"results/llm/s{seed}/corpus/corpus.json"
 
 
-def llm_full_weights():
-    return f"results/llm/models/full_s{LLM['model_seed']}/model.safetensors"
+def llm_retain_weights(split, seed):
+    return [f"results/llm/s{seed}/models/retain_{split}_r{k}/model.safetensors" for k in LLM["reference_seeds"]]
+
+
+def llm_full_weights(seed):
+    return f"results/llm/s{seed}/models/full_r{LLM['model_seed']}/model.safetensors"
 
 
 def llm_targets():

@@ -1,5 +1,6 @@
-# LLM stage (TOFU protocol on a generated fictitious-author corpus): corpus + tokenizer -> full model and
-# retain-only models per split (cached) -> FQ references and the Finetuned / Retain rows per split -> sweep +
+# LLM stage (TOFU protocol on a generated fictitious-author corpus), one replicate per seed (selection and reported:
+# results/llm/s<seed>/): corpus + tokenizer -> full model and retain-only models per split (cached) -> FQ references
+# and the Finetuned / Retain rows per (split, seed) -> sweep +
 # selection (comparison.smk) -> one job per (split, method): its selected setting on every reported seed -> Table 1
 # analog, hard probes, fronts, OFMU diagnostics; Figure 1 analog (one job per method; extended tier). Each
 # job's params hold only what it reads.
@@ -8,13 +9,13 @@
 rule llm_corpus:
     priority: 10  # the LLM chain is the default tier's critical path: start it first
     output:
-        meta="results/llm/corpus/corpus.json",
+        meta="results/llm/s{seed}/corpus/corpus.json",
     params:
         cfg=pick(LLM, "corpus", "vocab_size"),
     log:
-        "logs/llm/corpus.log",
+        "logs/llm/corpus_s{seed}.log",
     benchmark:
-        "results/benchmarks/llm_corpus/corpus.tsv"
+        "results/benchmarks/llm_corpus/s{seed}.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -26,19 +27,19 @@ rule llm_corpus:
 rule llm_train:
     priority: 10  # the LLM chain is the default tier's critical path: start it first
     input:
-        meta="results/llm/corpus/corpus.json",
+        meta="results/llm/s{seed}/corpus/corpus.json",
     output:
-        weights="results/llm/models/{model}/model.safetensors",
+        weights="results/llm/s{seed}/models/{model}/model.safetensors",
     params:
         cfg=pick(LLM, "train", "model", "device"),
     log:
-        "logs/llm/train_{model}.log",
+        "logs/llm/train_s{seed}_{model}.log",
     benchmark:
-        "results/benchmarks/llm_train/{model}.tsv"
+        "results/benchmarks/llm_train/s{seed}_{model}.tsv"
     conda:
         "../../environment.yml"
     wildcard_constraints:
-        model=r"full_s\d+|retain_forget\d+_s\d+",
+        model=r"full_r\d+|retain_forget\d+_r\d+",
     threads: LLM.get("threads", 1)
     resources:
         **job_resources("train", "llm"),
@@ -49,16 +50,16 @@ rule llm_train:
 rule llm_fq_references:
     priority: 10  # the LLM chain is the default tier's critical path: start it first
     input:
-        meta="results/llm/corpus/corpus.json",
-        retain=lambda w: llm_retain_weights(w.split),
+        meta="results/llm/s{seed}/corpus/corpus.json",
+        retain=lambda w: llm_retain_weights(w.split, w.seed),
     output:
-        refs="results/llm/references/{split}.json",
+        refs="results/llm/s{seed}/references/{split}.json",
     params:
         cfg=pick(LLM, *LLM_EVAL),
     log:
-        "logs/llm/fq_references_{split}.log",
+        "logs/llm/fq_references_{split}_s{seed}.log",
     benchmark:
-        "results/benchmarks/llm_fq_references/{split}.tsv"
+        "results/benchmarks/llm_fq_references/{split}_s{seed}.tsv"
     conda:
         "../../environment.yml"
     threads: LLM.get("threads", 1)
@@ -71,21 +72,21 @@ rule llm_fq_references:
 rule llm_references:
     priority: 10  # the LLM chain is the default tier's critical path: start it first
     input:
-        meta="results/llm/corpus/corpus.json",
-        full=llm_full_weights() if LLM else [],
-        retain=lambda w: llm_retain_weights(w.split),
-        refs="results/llm/references/{split}.json",
+        meta="results/llm/s{seed}/corpus/corpus.json",
+        full=lambda w: llm_full_weights(w.seed),
+        retain=lambda w: llm_retain_weights(w.split, w.seed),
+        refs="results/llm/s{seed}/references/{split}.json",
     output:
-        rows="results/llm/runs/{split}/reference.csv",
-        samples="results/llm/runs/{split}/reference.samples.csv",
-        probes="results/llm/runs/{split}/reference.probes.csv",
+        rows="results/llm/runs/{split}/reference/s{seed}.csv",
+        samples="results/llm/runs/{split}/reference/s{seed}.samples.csv",
+        probes="results/llm/runs/{split}/reference/s{seed}.probes.csv",
     params:
         domain="llm",
-        cfg=pick(LLM, *LLM_EVAL, "model_seed", "reference_seeds"),
+        cfg=pick(LLM, *LLM_EVAL),
     log:
-        "logs/llm/references_{split}.log",
+        "logs/llm/references_{split}_s{seed}.log",
     benchmark:
-        "results/benchmarks/llm_references/{split}.tsv"
+        "results/benchmarks/llm_references/{split}_s{seed}.tsv"
     conda:
         "../../environment.yml"
     threads: LLM.get("threads", 1)
@@ -125,8 +126,7 @@ rule llm_run:
 
 rule llm_sample_costs:
     input:
-        meta="results/llm/corpus/corpus.json",
-        full=llm_full_weights() if LLM else [],
+        unpack(lambda w: {k: v for k, v in start_inputs("llm", LLM["sample_costs"]["split"], LLM["selection_seed"]).items() if k != "refs"}),
     output:
         costs="results/llm/sample_costs/{method}.csv",
     params:
@@ -212,15 +212,13 @@ rule llm_difficulty_figure:
 
 rule llm_first_order_fidelity:
     input:
-        meta="results/llm/corpus/corpus.json",
-        full=llm_full_weights() if LLM else [],
-        refs=f"results/llm/references/{max(LLM['splits'])}.json" if LLM else [],
+        unpack(lambda w: start_inputs("llm", max(LLM["splits"]), LLM["selection_seed"])),
     output:
         "results/llm/first_order_fidelity.csv",
     params:
         domain="llm",
         cell={"split": max(LLM["splits"])} if LLM else {},  # the largest forget set, whatever the order
-        seed=0,
+        seed=LLM.get("selection_seed"),  # its replicate, as vision's fidelity cell
         cfg=pick(LLM, *LLM_EVAL),
         settings=canonical(method_settings("OFMU", "llm")),
         batch_size=LLM["unlearn"]["batch_size"],

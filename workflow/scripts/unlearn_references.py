@@ -6,7 +6,7 @@ with log_to(snakemake.log[0]):
     p, w, out = snakemake.params, snakemake.wildcards, snakemake.output
     use_threads(snakemake.threads)
     Domain = domain_class(p.domain)
-    seed = int(w.get("seed", p.cfg.get("model_seed", 0)))
+    seed = int(w.seed)
     domain = Domain.from_files(p.cfg, {k: w[k] for k in Domain.cell_keys}, seed, dict(snakemake.input.items()))
     result = run_references(domain)
     write_result(result, out.rows, {name: out[name] for name in out.keys() if name != "rows"},

@@ -17,7 +17,7 @@ with log_to(snakemake.log[0]):
     cell = {k: w[k] for k in Domain.cell_keys}
     parts = []
     for seed in p.seeds:
-        # per-seed inputs are named <name>_s<seed> (vision: its Original); the others are shared (LLM)
+        # per-seed inputs are named <name>_s<seed> (vision: its Original; LLM: its replicate's corpus, model, references)
         inputs = {k: v for k, v in snakemake.input.items() if k != "selected" and "_s" not in k}
         inputs.update({k.rsplit("_s", 1)[0]: v for k, v in snakemake.input.items() if k.endswith(f"_s{seed}")})
         domain = Domain.from_files(p.cfg, cell, int(seed), inputs)
