@@ -25,7 +25,7 @@ def _refs_for(stage: str, references: pd.DataFrame, cell: Mapping, seed: int | N
     for k, v in cell.items():
         mask &= (references[k] == v).to_numpy()
     rows = references[mask]
-    if stage == "vision" and seed is not None:
+    if seed is not None:
         rows = rows[rows["seed"] == seed]
     return references_of(rows)
 

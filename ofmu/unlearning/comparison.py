@@ -63,8 +63,11 @@ AXES = {
 
 
 def references_of(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """{label: metrics} of the reference rows of one cell (and, in vision, one seed)."""
+    """{label: metrics} of the reference rows of one cell and one seed (vision: its Original and Retrain; LLM: its
+    replicate's Finetuned and Retain). Rows of several seeds are an error, never one of them picked silently."""
     refs = rows[rows["setting"] == "reference"]
+    if refs["label"].duplicated().any():
+        raise ValueError(f"reference rows of several seeds ({sorted(set(refs['seed']))}): pass one cell and seed")
     return {r["label"]: r.to_dict() for _, r in refs.iterrows()}
 
 
@@ -88,7 +91,7 @@ def select_setting(stage: str, sweep: pd.DataFrame, references: pd.DataFrame, ru
     """The selected (setting, checkpoint) of one method on one cell, from its selection-seed sweep rows and
     that seed's reference rows only, by the config's ``rule``; with the reason and what was looked at."""
     rule_ = SelectionRule.from_dict(rule)
-    seeds = sorted(set(sweep["seed"]) | (set(references["seed"]) if stage == "vision" else set()))
+    seeds = sorted(set(sweep["seed"]) | set(references["seed"]))
     if len(seeds) != 1:
         raise ValueError(f"the selection reads one seed (the selection seed) only; got rows of seeds {seeds}")
     refs_rows = references
@@ -184,7 +187,7 @@ def dominated_share(a: np.ndarray, b: np.ndarray) -> float:
 def selected_hv(stage: str, runs: pd.DataFrame, references: pd.DataFrame, selected: list[Mapping],
                 cell_keys: list[str]) -> pd.DataFrame:
     """Per (cell, method, reported seed): the hypervolume of the selected setting's checkpoints on that seed,
-    against that seed's reference point (vision: its own Original and Retrain); a seed with no finished
+    against that seed's reference point (its own Original and Retrain; LLM: its replicate's Finetuned and Retain); a seed with no finished
     checkpoint has none (it diverged: counted in the tables, never averaged in as 0)."""
     out = []
     for s in selected:
@@ -194,7 +197,7 @@ def selected_hv(stage: str, runs: pd.DataFrame, references: pd.DataFrame, select
         for seed, rs in r.groupby("seed"):
             if not (rs["status"] == "ok").any():  # diverged at every checkpoint: no hypervolume (not a 0)
                 continue
-            refs = references_of(cell_refs[cell_refs["seed"] == seed] if stage == "vision" else cell_refs)
+            refs = references_of(cell_refs[cell_refs["seed"] == seed])
             coords, _ = front(stage, rs, refs)
             out.append({**cell, "label": s["label"], "seed": int(seed),
                         "hv": hypervolume(coords, reference_point(stage, refs))})
@@ -214,7 +217,7 @@ def fronts_table(stage: str, sweeps: pd.DataFrame, runs: pd.DataFrame, reference
         cell = dict(zip(cell_keys, cell if isinstance(cell, tuple) else (cell,)))
         sel_seed = int(sw["seed"].iloc[0])
         cell_refs = references[_cell_mask(references, cell)]
-        refs = references_of(cell_refs[cell_refs["seed"] == sel_seed] if stage == "vision" else cell_refs)
+        refs = references_of(cell_refs[cell_refs["seed"] == sel_seed])
         ref_point = reference_point(stage, refs)
         fronts = {label: front(stage, sw[sw["label"] == label], refs) for label in order if label in set(sw["label"])}
         subject_front = fronts[subject][0][fronts[subject][1]] if subject in fronts else np.zeros((0, 2))
@@ -242,7 +245,7 @@ def sensitivity_table(stage: str, rows: pd.DataFrame, references: pd.DataFrame, 
     for setting, g in rows.groupby("setting", sort=False):
         xs, ys, n_collapsed = [], [], 0
         for seed, r in g[g["status"] == "ok"].groupby("seed"):
-            refs = references_of(references[references["seed"] == seed] if stage == "vision" else references)
+            refs = references_of(references[references["seed"] == seed])
             xy = spec.shown(stage, spec.coords(stage, r, refs))[0]
             xs.append(xy[0])
             ys.append(xy[1])

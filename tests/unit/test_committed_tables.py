@@ -140,7 +140,7 @@ def test_vision_recomputation_sees_a_shuffled_row(name):
 def recompute_tab4(data: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     g2 = lambda v: f"{v:.2g}"  # noqa: E731
     out = []
-    finetuned_mu = data[data["label"] == "Finetuned"].set_index("split")["model_utility"]
+    finetuned_mu = data[data["label"] == "Finetuned"].set_index(["split", "seed"])["model_utility"]  # per replicate
     for label in table["label"]:
         row = {"label": label}
         for split in sorted(data["split"].unique()):
@@ -152,7 +152,7 @@ def recompute_tab4(data: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
             row[f"{split} MU"] = ms(ok["model_utility"], 2)
             row[f"{split} FTR"] = ms(ok["forget_truth_ratio"], 2)
             n_collapsed = 0 if label in ("Finetuned", "Retain") else \
-                int((ok["model_utility"] < 0.5 * finetuned_mu[split]).sum())
+                int((ok["model_utility"].to_numpy() < 0.5 * finetuned_mu.loc[[(split, s) for s in ok["seed"]]].to_numpy()).sum())
             failed = len(part) - len(ok)
             row[f"{split} seeds"] = (f"{ok['seed'].nunique()}" + (f" ({n_collapsed} collapsed)" if n_collapsed else "")
                                      + (f" (+{failed} diverged)" if failed else ""))
@@ -214,8 +214,7 @@ def recompute_tab6(data: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame
             ok = g[g["status"] == "ok"]
             xs, ys, n_collapsed = [], [], 0
             for seed, r in ok.groupby("seed"):
-                ref = refs[refs["seed"] == seed] if stage == "vision" else refs
-                ref = ref.set_index("label")
+                ref = refs[refs["seed"] == seed].set_index("label")
                 if stage == "vision":
                     xs.append(100 * abs(r["UA"].iloc[0] - ref.loc["Retrain", "UA"]))
                     ys.append(100 * r["TA"].iloc[0])
@@ -275,8 +274,7 @@ def refs_of(references: pd.DataFrame, stage: str, cell: dict, seed) -> dict:
     r = references
     for k, v in cell.items():
         r = r[r[k].astype(str) == str(v)]
-    if stage == "vision":
-        r = r[r["seed"] == seed]
+    r = r[r["seed"] == seed]  # vision: the seed's Original and Retrain; LLM: its replicate's Finetuned and Retain
     return {row["label"]: row for _, row in r.iterrows()}
 
 
@@ -498,9 +496,8 @@ def recompute_pairs() -> pd.DataFrame:
                                       "seed": d["seed"], "metric": "avg_gap", "value": 100 * d["Avg.Gap"]}))
     d = rows("tab4_llm_tofu")
     d = d[(d["status"] == "ok") & (d["label"] != "Retain")]
-    seed = d["seed"].where(d["label"] != "Finetuned", -1)
     for metric, v in [("log10_fq", np.log10(d["forget_quality"].clip(lower=1e-30))), ("model_utility", d["model_utility"])]:
-        long.append(pd.DataFrame({"stage": "llm", "cell": d["split"], "label": d["label"], "seed": seed,
+        long.append(pd.DataFrame({"stage": "llm", "cell": d["split"], "label": d["label"], "seed": d["seed"],
                                   "metric": metric, "value": v}))
     for stage in ["vision", "llm"]:
         h = rows(f"tab9_{stage}_fronts", "hv")
@@ -514,7 +511,7 @@ def recompute_pairs() -> pd.DataFrame:
         for label, b in g[g["label"] != "OFMU"].groupby("label", sort=False):
             theirs = b.set_index("seed")["value"]
             for s in mine.index:
-                v = theirs.iloc[0] if list(theirs.index) == [-1] else theirs.get(s)
+                v = theirs.get(s)
                 if v is not None:
                     out.append({"stage": stage, "cell": cell, "metric": metric, "baseline": label, "seed": s,
                                 "difference": mine[s] - v})

@@ -13,7 +13,7 @@ import torch
 
 from ofmu.plan import ConfigError, check_config
 from ofmu.unlearning.comparison import (AXES, at_selected, collapsed, dominated_share, fronts_table, reference_point,
-                                        select_setting)
+                                        references_of, select_setting)
 from ofmu.unlearning.loop import ClassificationTask, checkpoint_steps, run_unlearning
 from ofmu.unlearning.methods import make_method
 from ofmu.unlearning.settings import SettingsError, sensitivity_points, sweep_points
@@ -184,9 +184,10 @@ def test_vision_selection_by_hand_and_mia_left_out_without_signal():
 
 
 def test_llm_selection_keeps_the_utility_floor():
-    refs = pd.DataFrame([{"split": "f", "seed": 0, "label": "Finetuned", "setting": "reference", "status": "ok",
+    # the selection replicate's own Finetuned and Retain
+    refs = pd.DataFrame([{"split": "f", "seed": 100, "label": "Finetuned", "setting": "reference", "status": "ok",
                           "forget_quality": 1e-5, "model_utility": 0.6, "forget_prob": 0.9},
-                         {"split": "f", "seed": 1, "label": "Retain", "setting": "reference", "status": "ok",
+                         {"split": "f", "seed": 100, "label": "Retain", "setting": "reference", "status": "ok",
                           "forget_quality": 0.9, "model_utility": 0.6, "forget_prob": 0.3}])
     sweep = pd.DataFrame([{"split": "f", "seed": 100, "method": "NPO", "label": "NPO", "setting": s, "checkpoint": c,
                            "status": st, "hparams": "{}", "forget_quality": fq, "model_utility": mu, "forget_prob": p}
@@ -203,6 +204,15 @@ def test_llm_selection_keeps_the_utility_floor():
     # every diverged trial counts, the partly diverged point "e" too (tab8 counted only all-diverged points);
     # "a" (MU 0.1 < half of Finetuned's 0.6) is the one collapsed trial
     assert chosen["diverged_trials"] == 2 and chosen["collapsed_trials"] == 1
+
+
+def test_references_of_several_replicates_are_an_error_not_a_pick():
+    """Each LLM replicate has its own Finetuned: rows of two seeds must never collapse into one silently."""
+    refs = pd.DataFrame([{"split": "f", "seed": seed, "label": "Finetuned", "setting": "reference", "model_utility": mu}
+                         for seed, mu in [(0, 0.6), (1, 0.5)]])
+    assert references_of(refs[refs["seed"] == 1])["Finetuned"]["model_utility"] == 0.5
+    with pytest.raises(ValueError, match=r"several seeds \(\[0, 1\]\)"):
+        references_of(refs)
 
 
 def test_reported_seeds_cannot_change_the_selection():

@@ -9,8 +9,8 @@ from ofmu.unlearning.comparison import select_setting
 with log_to(snakemake.log[0]):
     p, w = snakemake.params, snakemake.wildcards
     refs = read_results([snakemake.input.references])
-    record = select_setting(p.domain, read_results([snakemake.input.sweep]), refs[refs["seed"] == p.seed]
-                            if p.domain == "vision" else refs, p.rule, p.signal)
+    record = select_setting(p.domain, read_results([snakemake.input.sweep]), refs[refs["seed"] == p.seed], p.rule,
+                            p.signal)
     record["cell"] = dict(zip(domain_class(p.domain).cell_keys, w.cell.split("/")))
     write_json_atomic(snakemake.output[0], record)
     print(record)
