@@ -57,14 +57,18 @@ def llm_case(cache_dir: Path, epochs: int = 5, split: str = "forget10") -> Case:
     from ofmu.llm import api
     from ofmu.llm.corpus import CorpusConfig
     from ofmu.llm.unlearn import LanguageModelTask
+    from ofmu.seeds import replicate_model_seed
 
     cfg = default_config()["llm"]
     corpus = cache_dir / "llm_corpus"
     if not (corpus / "tokenizer").exists():
-        api.build_corpus(corpus, CorpusConfig.from_dict(cfg["corpus"]), vocab_size=cfg["vocab_size"])
+        # the selection replicate's corpus and full-model seed (as the pipeline's), trained for fewer epochs
+        api.build_corpus(corpus, CorpusConfig.from_dict({**cfg["corpus"], "seed": cfg["selection_seed"]}),
+                         vocab_size=cfg["vocab_size"])
     tok = api.load_corpus_tokenizer(corpus)
     model, _ = api.train_model(corpus, tok, None, out_dir=cache_dir / "llm_full",
-                               train={**cfg["train"], "epochs": epochs}, spec=cfg["model"], seed=cfg["model_seed"])
+                               train={**cfg["train"], "epochs": epochs}, spec=cfg["model"],
+                               seed=replicate_model_seed(cfg["selection_seed"], cfg["model_seed"]))
     batch = cfg["unlearn"]["batch_size"]
     return Case("llm", model.train(), lambda seed: api.make_loaders(corpus, tok, split, batch, seed),
                 LanguageModelTask(), batch)

@@ -28,7 +28,8 @@ def _summary(ratios: pd.DataFrame, label: str) -> dict:
 
 
 def _runs(root: Path) -> pd.DataFrame:
-    return read_results(sorted(p for p in root.rglob("s*.csv") if p.name.count(".") == 1))
+    # the reported runs, results/<stage>/runs/<cell>/<label>.csv (not their per-item tables, not the references)
+    return read_results(sorted(p for p in root.rglob("*.csv") if p.name.count(".") == 1 and "reference" not in p.parts))
 
 
 def main() -> None:

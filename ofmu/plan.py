@@ -203,8 +203,10 @@ def _llm_errors(llm: dict) -> list[str]:
 
 def _step_errors(llm: dict, corpus) -> list[str]:
     """Every method takes >= min_steps optimizer steps and OFMU >= min_outer_iterations outer iterations
-    (T + 1 forget batches each) on every split, at every grid point: counted from the corpus and the budget."""
+    (T + 1 forget batches each) on every split and replicate (corpus seed = the selection seed and each reported
+    one: the forget splits' sizes differ between corpora), at every grid point: counted from the corpora and the budget."""
     import math
+    from dataclasses import replace
 
     from ofmu.llm.corpus import generate_corpus
 
@@ -212,21 +214,25 @@ def _step_errors(llm: dict, corpus) -> list[str]:
     min_steps, min_outer = signal.get("min_steps", 0), signal.get("min_outer_iterations", 0)
     if not (min_steps or min_outer):
         return []
-    rows = generate_corpus(corpus)
+    seeds = [llm.get("selection_seed", 0), *llm.get("seeds", [])]
+    sizes = [{split: len(part) for split, part in generate_corpus(replace(corpus, seed=int(s))).items()} for s in seeds]
     budget = llm["unlearn"]
     errors = []
     for split in llm.get("splits", []):
-        batches = round(budget["epochs"] * math.ceil(len(rows[split]) / budget["batch_size"]))
+        rows, seed = min((size[split], s) for size, s in zip(sizes, seeds))  # the smallest replicate's split
+        batches = round(budget["epochs"] * math.ceil(rows / budget["batch_size"]))
         if batches < min_steps:
-            errors.append(f"llm {split}: {batches} optimizer steps per method (llm.unlearn: {budget['epochs']} epochs x "
-                          f"{math.ceil(len(rows[split]) / budget['batch_size'])} batches) < signal.min_steps {min_steps}; "
+            errors.append(f"llm {split}: {batches} optimizer steps per method on replicate {seed} (llm.unlearn: "
+                          f"{budget['epochs']} epochs x {math.ceil(rows / budget['batch_size'])} batches of its {rows} "
+                          f"rows) < signal.min_steps {min_steps}; "
                           f"raise llm.unlearn.epochs or lower llm.unlearn.batch_size")
         if "OFMU" in llm.get("methods", []):
             inner = {values["inner_steps"] for values in sweep_points("OFMU", "llm").values()}
             outer = batches // (max(inner) + 1)
             if outer < min_outer:
-                errors.append(f"llm {split}: OFMU takes {outer} outer iterations (T = {max(inner)}: {max(inner) + 1} "
-                              f"forget batches each, {batches} in the budget) < signal.min_outer_iterations {min_outer}; "
+                errors.append(f"llm {split}: OFMU takes {outer} outer iterations on replicate {seed} (T = {max(inner)}: "
+                              f"{max(inner) + 1} forget batches each, {batches} in the budget) < signal.min_outer_iterations "
+                              f"{min_outer}; "
                               f"raise llm.unlearn.epochs")
     return errors
 

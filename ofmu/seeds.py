@@ -22,10 +22,13 @@ def derive_seed(seed: int, stream: str) -> int:
     return int(np.random.SeedSequence([int(seed), STREAMS[stream]]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
+REPLICATE_MODEL_TAG = 8  # a fixed third entropy word, apart from every stream's (0-7): changing it retrains every model
+
+
 def replicate_model_seed(replicate: int, model: int) -> int:
     """The training seed of model ``model`` (e.g. 0 = the full model, 1-3 = the retain-only ones) of the LLM
     replicate ``replicate``: distinct for every (replicate, model), so no two replicates share an initialization."""
-    return int(np.random.SeedSequence([int(replicate), int(model), len(STREAMS)]).generate_state(1)[0] & 0x7FFFFFFF)
+    return int(np.random.SeedSequence([int(replicate), int(model), REPLICATE_MODEL_TAG]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
 @contextlib.contextmanager

@@ -1,9 +1,9 @@
 """High-level API of the LLM (TOFU-protocol) stage, called by the workflow scripts.
 
-    meta   = build_corpus("results/llm/corpus", {"n_authors": 100})      # corpus + tokenizer/ (cached)
-    tok    = load_corpus_tokenizer("results/llm/corpus")
-    full, _   = train_model(corpus, tok, None, out_dir="results/llm/models/full")            # cached
-    keep, _   = train_model(corpus, tok, "forget10", seed=1, out_dir=".../retain_forget10_s1")
+    meta   = build_corpus("results/llm/s0/corpus", {"n_authors": 100, "seed": 0})   # corpus + tokenizer/ (cached)
+    tok    = load_corpus_tokenizer("results/llm/s0/corpus")
+    full, _   = train_model(corpus, tok, None, out_dir="results/llm/s0/models/full_r0")      # cached
+    keep, _   = train_model(corpus, tok, "forget10", seed=1, out_dir=".../retain_forget10_r1")
     refs   = [reference_stats(evaluate(keep, corpus, tok, "forget10"))]   # one per retain seed
     model  = copy_model(full)
     res    = unlearn(model, corpus, tok, "OFMU", "forget10", epochs=5, seed=0)    # UnlearnResult

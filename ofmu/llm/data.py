@@ -3,7 +3,7 @@
 Both sources go through ``datasets.load_dataset`` and the same column checks, so the paper tier (real
 TOFU from the hub) and the default tier (generated corpus, JSON lines) share one code path:
 
-    load_tofu_split("results/llm/corpus", "forget10_perturbed")   # a local directory of <split>.jsonl
+    load_tofu_split("results/llm/s0/corpus", "forget10_perturbed")   # a local directory of <split>.jsonl
     load_tofu_split("locuslab/TOFU", "forget10_perturbed")        # the hub dataset (needs network)
 
 Training examples are "Question: <q>\\nAnswer: <a><eos>" with labels on the answer tokens only (-100

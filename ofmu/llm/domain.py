@@ -2,8 +2,8 @@
 
     corpus_files        corpus + tokenizer directory of one replicate (corpus seed = the replicate's seed)
     train_model_files   the full model or a retain-only model of a replicate (save_pretrained, safetensors)
-    reference_files     a split's retain-model references (forget truth ratios, MIA AUC) for FQ
-    LLMDomain           one forget split: start model (Finetuned), loaders, TOFU evaluation with per-sample
+    reference_files     a replicate's retain-model references of one split (forget truth ratios, MIA AUC) for FQ
+    LLMDomain           one forget split of one replicate: start model (Finetuned), loaders, TOFU evaluation with per-sample
                         values and hard probes, references (Finetuned, Retain)
     run_sample_costs    Figure 1 analog for one method (difficulty vs utility loss per forget sample)
 
@@ -69,7 +69,7 @@ class LLMDomain(Domain):
     metric_columns = ("forget_quality", "model_utility", "forget_truth_ratio")
     tables = ("samples", "probes")
 
-    def __init__(self, cfg: dict, corpus_dir, split: str, full_dir, refs_json, retain_dirs=(), seed: int = 0):
+    def __init__(self, cfg: dict, corpus_dir, split: str, full_dir, refs_json, retain_dirs=(), *, seed: int):
         self.cfg, self.corpus_dir, self.split, self.seed = cfg, Path(corpus_dir), split, int(seed)
         self.device = cfg["device"]
         self.tokenizer = S.load_corpus_tokenizer(corpus_dir)
@@ -80,7 +80,7 @@ class LLMDomain(Domain):
     @classmethod
     def from_files(cls, cfg: dict, cell: dict, seed: int, inputs: dict) -> "LLMDomain":
         return cls(cfg, Path(inputs["meta"]).parent, cell["split"], Path(inputs["full"]).parent, inputs["refs"],
-                   [Path(p).parent for p in inputs.get("retain", [])], seed)
+                   [Path(p).parent for p in inputs.get("retain", [])], seed=seed)
 
     def cell(self):
         return {"split": self.split}
@@ -126,13 +126,14 @@ class LLMDomain(Domain):
 DOMAIN = LLMDomain
 
 
-def run_sample_costs(cfg: dict, corpus_dir, full_dir, method: str, settings: dict, out_csv) -> pd.DataFrame:
-    """Figure 1 analog for one method: per forget sample, difficulty and the utility cost of forgetting it alone."""
+def run_sample_costs(cfg: dict, corpus_dir, full_dir, method: str, settings: dict, out_csv, seed: int) -> pd.DataFrame:
+    """Figure 1 analog for one method on replicate ``seed``: per forget sample, difficulty and the utility cost of
+    forgetting it alone."""
     sc = cfg["sample_costs"]
     tok = S.load_corpus_tokenizer(corpus_dir)
     full = S.load_causal_lm(full_dir, device=cfg["device"])
     rows = S.sample_costs(full, corpus_dir, tok, method, sc["split"], settings, steps=sc["steps"],
-                          n_samples=sc["n_samples"], seed=0, batch_size=cfg["batch_size"], device=cfg["device"])
+                          n_samples=sc["n_samples"], seed=seed, batch_size=cfg["batch_size"], device=cfg["device"])
     frame = pd.DataFrame(rows)
     write_csv_atomic(out_csv, frame)
     return frame

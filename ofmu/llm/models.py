@@ -287,7 +287,7 @@ def load_causal_lm(name_or_path: str | os.PathLike, device: str | torch.device =
     name = str(name_or_path)
     if is_missing_local_path(name):  # fails now, not after the hub's retries
         raise OSError(f"cannot load causal LM {name!r}: no such directory. Fix: check the path (the pipeline "
-                      f"writes its models under results/llm/models/), or pass a hub id of the form org/name")
+                      f"writes its models under results/llm/s<seed>/models/), or pass a hub id of the form org/name")
     try:
         model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
     except (OSError, ValueError, SafetensorError) as exc:  # missing files: OSError; no model_type: ValueError;

@@ -171,7 +171,7 @@ def _zoom(ax, stage: str, shown: np.ndarray, ref: tuple[float, float], refs: Map
 
 def _mean_reference_markers(ax, stage: str, refs_per_seed: list[Mapping], seeds: list[int]) -> None:
     """The target and start model as the mean over ``seeds`` of their coordinates: the same seeds as the points
-    they are compared with (vision: each seed has its own Original and Retrain)."""
+    they are compared with (each seed has its own Original and Retrain, or Finetuned and Retain)."""
     axes = AXES[stage]
     for label, marker, size in ((TARGET[stage], "*", 14), (START[stage], "s", 7)):
         xy = np.mean([axes.shown(stage, axes.coords(stage, pd.DataFrame([r[label]]), r))[0] for r in refs_per_seed], axis=0)

@@ -59,7 +59,7 @@ class Evaluation:
 
 
 class Domain:
-    """What a stage supplies to the cell runner. One instance serves one cell (and, in vision, one seed)."""
+    """What a stage supplies to the cell runner. One instance serves one cell and one seed (vision: its Original; LLM: its replicate)."""
 
     name: str = "?"
     cell_keys: tuple[str, ...] = ()
@@ -220,7 +220,7 @@ def run_sweep(domain: Domain, label: str, method: str, points: dict[str, dict], 
 
 
 def run_references(domain: Domain) -> CellResult:
-    """The reference rows of a cell (Original and Retrain; Finetuned and Retain), evaluated alike."""
+    """The reference rows of a cell and seed (Original and Retrain; Finetuned and Retain), evaluated alike."""
     rows, tables = [], {name: [] for name in domain.tables}
     for ref in domain.references():
         row = _row(domain, seed=ref["seed"], method=ref["label"], setting="reference", label=ref["label"],

@@ -67,7 +67,8 @@ def references_of(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
     replicate's Finetuned and Retain). Rows of several seeds are an error, never one of them picked silently."""
     refs = rows[rows["setting"] == "reference"]
     if refs["label"].duplicated().any():
-        raise ValueError(f"reference rows of several seeds ({sorted(set(refs['seed']))}): pass one cell and seed")
+        raise ValueError(f"reference rows of several cells or seeds (seeds {sorted(set(refs['seed']))}): pass one "
+                         f"cell and seed")
     return {r["label"]: r.to_dict() for _, r in refs.iterrows()}
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
 from ofmu.vision.metrics import GAP_METRICS
@@ -82,11 +83,13 @@ def llm_signal(references: pd.DataFrame, thresholds: Mapping[str, float] = LLM_T
         splits.append({"split": split, "fq_finetuned": {int(k): float(v) for k, v in fq_f.items()},
                        "fq_retain": {int(k): float(v) for k, v in fq_r.items()},
                        "fq_finetuned_max": float(fq_f.max()), "fq_retain_min": float(fq_r.min())})
-        bad = [int(seed) for seed in fq_f.index
-               if not (fq_f[seed] < thresholds["max_fq_finetuned"] and fq_r.get(seed, 0.0) > thresholds["min_fq_retain"])]
+        # a replicate missing either row fails too (its NaN passes neither comparison)
+        bad = [int(seed) for seed in fq_f.index.union(fq_r.index)
+               if not (fq_f.get(seed, np.nan) < thresholds["max_fq_finetuned"]
+                       and fq_r.get(seed, np.nan) > thresholds["min_fq_retain"])]
         if bad:
             errors.append(f"llm {split}: FQ(Finetuned) < {thresholds['max_fq_finetuned']} < FQ(Retain) fails on seed(s) "
-                          + ", ".join(f"{seed} (FQ(Finetuned) = {fq_f[seed]:.3g}, FQ(Retain) = {fq_r.get(seed, float('nan')):.3g})"
+                          + ", ".join(f"{seed} (FQ(Finetuned) = {fq_f.get(seed, np.nan):.3g}, FQ(Retain) = {fq_r.get(seed, np.nan):.3g})"
                                       for seed in bad)
                           + ": the KS test cannot tell them apart. Drop the split from llm.splits or enlarge it "
                             "(llm.corpus.n_authors)")

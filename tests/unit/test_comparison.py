@@ -153,6 +153,25 @@ def test_the_dry_run_check_names_protocol_errors(change, named):
         assert text in str(err.value), (text, str(err.value))
 
 
+def test_the_dry_run_counts_steps_on_the_smallest_replicate():
+    """Each replicate's corpus draws its own forget split: its size, hence the steps, differ between seeds."""
+    from ofmu.llm.corpus import CorpusConfig, generate_corpus
+
+    cfg = _config()
+    llm = cfg["llm"]
+    sizes = {s: len(generate_corpus(CorpusConfig.from_dict({**llm["corpus"], "seed": s}))["forget10"])
+             for s in [llm["selection_seed"], *llm["seeds"]]}
+    steps = {s: llm["unlearn"]["epochs"] * -(-n // llm["unlearn"]["batch_size"]) for s, n in sizes.items()}
+    smallest = min(steps, key=steps.get)
+    assert steps[smallest] < max(steps.values()), steps  # the corpora do differ (else this test shows nothing)
+    llm["signal"]["min_steps"] = steps[smallest] + 1  # enough for every replicate but the smallest
+    with pytest.raises(ConfigError, match=rf"{steps[smallest]} optimizer steps per method on replicate {smallest} "):
+        check_config(cfg, REPO / "theory" / "claims.yaml")
+    llm["seeds"] = [s for s in llm["seeds"] if steps[s] > steps[smallest]][:3]
+    if steps[llm["selection_seed"]] > steps[smallest]:
+        check_config(cfg, REPO / "theory" / "claims.yaml")  # without that replicate the budget suffices
+
+
 def _vision_rows(seed, ua_orig=0.05, ua_retrain=0.12, auc=0.55):
     refs = pd.DataFrame([
         {"dataset": "d", "scenario": "random", "seed": seed, "label": "Original", "method": "Original",
@@ -211,7 +230,7 @@ def test_references_of_several_replicates_are_an_error_not_a_pick():
     refs = pd.DataFrame([{"split": "f", "seed": seed, "label": "Finetuned", "setting": "reference", "model_utility": mu}
                          for seed, mu in [(0, 0.6), (1, 0.5)]])
     assert references_of(refs[refs["seed"] == 1])["Finetuned"]["model_utility"] == 0.5
-    with pytest.raises(ValueError, match=r"several seeds \(\[0, 1\]\)"):
+    with pytest.raises(ValueError, match=r"several cells or seeds \(seeds \[0, 1\]\)"):
         references_of(refs)
 
 

@@ -164,7 +164,7 @@ def start_inputs(stage, cell, seed):
 
 
 def reference_file(stage, cell, seed):
-    """The reference rows (Original + Retrain of a seed; Finetuned + Retain of a split)."""
+    """The reference rows of a cell and seed (Original + Retrain; Finetuned + Retain of the replicate)."""
     return f"results/{stage}/runs/{cell}/reference/s{seed}.csv"
 
 

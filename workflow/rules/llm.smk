@@ -133,6 +133,7 @@ rule llm_sample_costs:
         cfg=canonical({"device": LLM["device"], "batch_size": LLM["unlearn"]["batch_size"],
                        "sample_costs": {k: v for k, v in (LLM.get("sample_costs") or {}).items() if k != "methods"}}),
         settings=lambda w: canonical(method_settings(w.method, "llm")),
+        seed=LLM.get("selection_seed"),  # its replicate
     log:
         "logs/llm/sample_costs_{method}.log",
     benchmark:

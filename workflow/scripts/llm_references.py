@@ -1,4 +1,4 @@
-"""Thin adapter: FQ / privleak references of one split from its retain-only models."""
+"""Thin adapter: FQ / privleak references of one split of one replicate (seed) from its retain-only models."""
 from pathlib import Path
 
 from ofmu.llm.domain import reference_files

@@ -8,4 +8,5 @@ from ofmu.unlearning.cells import use_threads
 with log_to(snakemake.log[0]):
     use_threads(snakemake.threads)
     run_sample_costs(snakemake.params.cfg, Path(snakemake.input.meta).parent, Path(snakemake.input.full).parent,
-                     snakemake.wildcards.method, dict(snakemake.params.settings), snakemake.output.costs)
+                     snakemake.wildcards.method, dict(snakemake.params.settings), snakemake.output.costs,
+                     int(snakemake.params.seed))

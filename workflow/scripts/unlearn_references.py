@@ -1,4 +1,4 @@
-"""Thin adapter (both stages): the reference rows of one cell (Original + Retrain; Finetuned + Retain)."""
+"""Thin adapter (both stages): the reference rows of one cell and seed (Original + Retrain; Finetuned + Retain)."""
 from ofmu.logs import log_to
 from ofmu.unlearning.cells import domain_class, run_references, use_threads, write_result
 

@@ -2,6 +2,7 @@
 every reported seed, evaluated at every checkpoint (per-item tables at the selected one) -> rows + tables.
 One process for the seeds: the start-up (imports, data) is paid once; a changed setting reruns them all anyway."""
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +19,9 @@ with log_to(snakemake.log[0]):
     parts = []
     for seed in p.seeds:
         # per-seed inputs are named <name>_s<seed> (vision: its Original; LLM: its replicate's corpus, model, references)
-        inputs = {k: v for k, v in snakemake.input.items() if k != "selected" and "_s" not in k}
-        inputs.update({k.rsplit("_s", 1)[0]: v for k, v in snakemake.input.items() if k.endswith(f"_s{seed}")})
+        named = {k: re.fullmatch(r"(.+)_s(\d+)", k) for k in snakemake.input.keys() if k != "selected"}
+        inputs = {k: snakemake.input[k] for k, m in named.items() if m is None}
+        inputs.update({m[1]: snakemake.input[k] for k, m in named.items() if m and int(m[2]) == int(seed)})
         domain = Domain.from_files(p.cfg, cell, int(seed), inputs)
         run = Run(selected["method"], selected["settings"], int(seed), selected["setting"], w.label)
         parts.append(run_method(domain, run, device=p.cfg["device"], checkpoints=tuple(p.checkpoints),
