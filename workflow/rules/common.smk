@@ -160,7 +160,7 @@ def start_inputs(stage, cell, seed):
     """The files a run job on (stage, cell, seed) starts from."""
     if stage == "vision":
         return {"original": f"results/vision/models/{CELLS[stage][cell]['dataset']}/original_s{seed}.safetensors"}
-    return {"meta": llm_corpus(seed), "full": llm_full_weights(seed), "refs": f"results/llm/s{seed}/references/{cell}.json"}
+    return {"meta": llm_corpus(seed), "full": llm_full_weights(seed), "refs": llm_fq_references(cell, seed)}
 
 
 def reference_file(stage, cell, seed):
@@ -233,6 +233,10 @@ LLM_EVAL = ("eval", "device")
 # includes data and model, not only batch order (issue 19).
 def llm_corpus(seed):
     return f"results/llm/s{seed}/corpus/corpus.json"
+
+
+def llm_fq_references(split, seed):
+    return f"results/llm/s{seed}/references/{split}.json"
 
 
 def llm_retain_weights(split, seed):

@@ -9,7 +9,7 @@
 rule llm_corpus:
     priority: 10  # the LLM chain is the default tier's critical path: start it first
     output:
-        meta="results/llm/s{seed}/corpus/corpus.json",
+        meta=llm_corpus("{seed}"),
     params:
         cfg=pick(LLM, "corpus", "vocab_size"),
     log:
@@ -27,7 +27,7 @@ rule llm_corpus:
 rule llm_train:
     priority: 10  # the LLM chain is the default tier's critical path: start it first
     input:
-        meta="results/llm/s{seed}/corpus/corpus.json",
+        meta=llm_corpus("{seed}"),
     output:
         weights="results/llm/s{seed}/models/{model}/model.safetensors",
     params:
@@ -50,10 +50,10 @@ rule llm_train:
 rule llm_fq_references:
     priority: 10  # the LLM chain is the default tier's critical path: start it first
     input:
-        meta="results/llm/s{seed}/corpus/corpus.json",
+        meta=llm_corpus("{seed}"),
         retain=lambda w: llm_retain_weights(w.split, w.seed),
     output:
-        refs="results/llm/s{seed}/references/{split}.json",
+        refs=llm_fq_references("{split}", "{seed}"),
     params:
         cfg=pick(LLM, *LLM_EVAL),
     log:
@@ -72,10 +72,10 @@ rule llm_fq_references:
 rule llm_references:
     priority: 10  # the LLM chain is the default tier's critical path: start it first
     input:
-        meta="results/llm/s{seed}/corpus/corpus.json",
+        meta=llm_corpus("{seed}"),
         full=lambda w: llm_full_weights(w.seed),
         retain=lambda w: llm_retain_weights(w.split, w.seed),
-        refs="results/llm/s{seed}/references/{split}.json",
+        refs=llm_fq_references("{split}", "{seed}"),
     output:
         rows="results/llm/runs/{split}/reference/s{seed}.csv",
         samples="results/llm/runs/{split}/reference/s{seed}.samples.csv",
