@@ -208,6 +208,25 @@ def run_method(domain: Domain, run: Run, epochs: float, batch_size: int, device:
     return _result(domain, rows, tables)
 
 
+def check_sweep_budget(domain: Domain, method: str, points: dict[str, dict], seed: int, epochs: float,
+                       batch_size: int, min_steps: int = 0, min_outer_iterations: int = 0) -> None:
+    """Raise ValueError before any training when a grid point would get fewer than ``min_steps`` forget batches
+    or, for a multi-batch step (OFMU: T + 1 batches per outer iteration), fewer than ``min_outer_iterations``
+    steps in the budget: counted from this cell's forget loader (the class-wise D_f's size is known only here)."""
+    batches = int(round(epochs * len(domain.loaders(seed, batch_size)[0])))
+    where = f"{domain.name} {'/'.join(str(v) for v in domain.cell().values())}"
+    if batches < min_steps:
+        raise ValueError(f"{where}: {batches} forget batches in the budget ({epochs} passes at batch {batch_size}) "
+                         f"< signal.min_steps {min_steps}; raise {domain.name}.unlearn.epochs or lower its batch_size")
+    for setting, settings in points.items():
+        cost = method_class(method)(**settings).budget_cost()
+        if cost > 1 and batches // cost < min_outer_iterations:
+            raise ValueError(f"{where}: {method} {setting} takes {batches // cost} outer iterations ({cost} forget "
+                             f"batches each, {batches} in the budget) < signal.min_outer_iterations "
+                             f"{min_outer_iterations}; raise {domain.name}.unlearn.epochs or drop the larger "
+                             f"inner_steps from config/methods/{method}.yaml's sweep")
+
+
 def run_sweep(domain: Domain, label: str, method: str, points: dict[str, dict], seed: int, epochs: float,
               batch_size: int, device: str = "cpu", checkpoints: tuple[float, ...] = (1.0,)) -> CellResult:
     """Every setting of a method's grid (``points``: setting id -> complete settings) on one seed, each

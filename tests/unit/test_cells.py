@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from ofmu.io import config_hash
-from ofmu.unlearning.cells import CORE_COLUMNS, Run, cost_ratios, run_method, run_references, write_result
+from ofmu.unlearning.cells import (CORE_COLUMNS, Run, check_sweep_budget, cost_ratios, run_method, run_references,
+                                   write_result)
 from ofmu.unlearning.settings import method_settings
 from ofmu.vision.domain import VisionDomain, train_reference_checkpoint, vision_cost_table, vision_table, with_avg_gap
 
@@ -71,6 +72,23 @@ def test_avg_gap_and_table_against_hand_computation(cell):
     assert list(table["label"]) == ["Retrain", "Original", "GradDiff", "GA"]
     assert table.loc[table["label"] == "GA", "UA"].item() == "diverged (1/1)"
     assert table.loc[table["label"] == "GA", "seeds"].item() == "0 (+1 diverged)"
+
+
+def test_the_sweep_budget_is_counted_on_the_cells_own_forget_set(cell):
+    """Forget batches = passes x ceil(|D_f| / batch), counted by hand from the split; OFMU's outer iterations =
+    batches // (T + 1): the check must pass at the exact count and fail one above it."""
+    import math
+
+    domain = cell[0]
+    batches = 2 * math.ceil(len(domain.split.forget) / 16)
+    ofmu = {f"T{t}": method_settings("OFMU", "vision", {"inner_steps": t}) for t in (1, 2)}
+    budget = {"seed": 0, "epochs": 2, "batch_size": 16}
+    check_sweep_budget(domain, "GA", {"a": method_settings("GA", "vision")}, **budget, min_steps=batches)
+    with pytest.raises(ValueError, match=f"{batches} forget batches in the budget.*< signal.min_steps {batches + 1}"):
+        check_sweep_budget(domain, "GA", {"a": method_settings("GA", "vision")}, **budget, min_steps=batches + 1)
+    check_sweep_budget(domain, "OFMU", ofmu, **budget, min_outer_iterations=batches // 3)
+    with pytest.raises(ValueError, match=f"OFMU T2 takes {batches // 3} outer iterations"):
+        check_sweep_budget(domain, "OFMU", ofmu, **budget, min_outer_iterations=batches // 3 + 1)
 
 
 def test_write_result_leaves_rows_tables_and_sidecar(cell, tmp_path):

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from ofmu.logs import log_to
-from ofmu.unlearning.cells import domain_class, run_sweep, use_threads, write_result
+from ofmu.unlearning.cells import check_sweep_budget, domain_class, run_sweep, use_threads, write_result
 from ofmu.unlearning.settings import sensitivity_points
 
 with log_to(snakemake.log[0]):
@@ -21,6 +21,9 @@ with log_to(snakemake.log[0]):
     cell = dict(zip(Domain.cell_keys, w.cell.split("/")))
     inputs = {k: v for k, v in snakemake.input.items() if k != "selected"}
     domain = Domain.from_files(p.cfg, cell, seed, inputs)
+    if "selected" not in snakemake.input.keys():  # the grid's budget; the sensitivity varies T on purpose
+        check_sweep_budget(domain, method, points, seed, **p.budget, min_steps=p.signal.get("min_steps", 0),
+                           min_outer_iterations=p.signal.get("min_outer_iterations", 0))
     result = run_sweep(domain, label, method, {k: dict(v) for k, v in points.items()}, seed,
                        device=p.cfg["device"], checkpoints=tuple(p.checkpoints), **p.budget)
     write_result(result, out.rows, {"diagnostics": out.diagnostics},
