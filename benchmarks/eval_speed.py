@@ -129,7 +129,7 @@ def bench_llm(cfg: dict, ref, repeats: int, epochs: int, workdir: Path) -> dict:
     model.eval()
     split = "forget10"
     ev_cfg, probe_cfg = _eval_settings(lc), _eval_settings(lc, rouge=False)
-    refs = [{"forget_tr": np.linspace(0.1, 1.2, len(S._rows(corpus, split + "_perturbed"))), "mia_auc": 0.45}]
+    refs = [{"forget_tr": np.linspace(0.1, 1.2, len(S.split_rows(corpus, split + "_perturbed"))), "mia_auc": 0.45}]
 
     # main before the speed-up ran GPT-2's GELU as transformers' python "gelu_new" (the same function) and the
     # primitive LayerNorm also without autograd

@@ -9,6 +9,7 @@ Nothing here imports torch until a method name has to be checked against the reg
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ofmu.unlearning.settings import SettingsError, method_settings, sweep_points
@@ -187,6 +188,16 @@ def _llm_errors(llm: dict) -> list[str]:
     if llm.get("model_seed", 0) in llm.get("reference_seeds", []):
         errors.append(f"llm.reference_seeds {llm['reference_seeds']} contain llm.model_seed {llm.get('model_seed', 0)}: "
                       f"a retain-only model would share the full model's training seed; use other numbers")
+    errors += _start_model_errors(llm.get("model") or {})
+    if llm.get("attacks"):
+        from ofmu.llm.attacks import AttackConfig
+
+        try:
+            AttackConfig.from_dict(llm["attacks"])
+        except (TypeError, ValueError) as err:
+            errors.append(str(err))
+    if llm.get("dataset"):
+        return errors + _dataset_errors(llm) if not errors else errors
     try:
         corpus = CorpusConfig.from_dict(llm.get("corpus") or {})
     except (TypeError, ValueError) as err:
@@ -201,10 +212,59 @@ def _llm_errors(llm: dict) -> list[str]:
     return errors + _step_errors(llm, corpus) if not errors else errors
 
 
-def _step_errors(llm: dict, corpus) -> list[str]:
+def _start_model_errors(model: dict) -> list[str]:
+    """A pretrained ``llm.model``: its fields, that it can be found here (a folder, a GGUF file in its folder or
+    package, a cached hub id when offline) and, for a folder, that its tokenizer has a chat template or one is given
+    (a GGUF file's template is read by the corpus job, the chain's first)."""
+    from ofmu.llm.pretrained import PretrainedSpec, PretrainedUnavailableError, folder_has_chat_template, is_pretrained, locate
+
+    if not is_pretrained(model):
+        return []
+    try:
+        spec = PretrainedSpec.from_dict(model)
+        where, gguf = locate(spec)
+    except (TypeError, ValueError, PretrainedUnavailableError) as err:
+        return [f"llm.model: {err}"]
+    if spec.chat_template is None and gguf is None and Path(where).is_dir() and not folder_has_chat_template(where):
+        return [f"llm.model: the tokenizer in {where} has no chat template; give one as llm.model.chat_template (a "
+                f"Jinja string, e.g. the Llama-3 or ChatML template)"]
+    return []
+
+
+def _dataset_errors(llm: dict) -> list[str]:
+    """``llm.dataset`` (real TOFU): a local folder holds every split the stage reads; the step counts from its
+    forget splits' sizes (the hub's from TOFU's published sizes)."""
+    from ofmu.io import is_missing_local_path
+    from ofmu.llm.data import TOFU_FORGET_ROWS, tofu_split_files
+
+    source = str(llm["dataset"])
+    try:
+        needed = tofu_split_files(llm.get("splits", []))
+    except ValueError as err:
+        return [f"llm.splits: {err}"]
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        files = {p.stem: p for suffix in (".json", ".jsonl") for p in folder.glob(f"*{suffix}")}
+        missing = [name for name in needed if name not in files]
+        if missing:
+            return [f"llm.dataset {source}: no {', '.join(f'{m}.json' for m in missing)}; a TOFU-format folder needs "
+                    f"every split the stage reads ({', '.join(needed)})"]
+        sizes = {s: sum(1 for line in files[s].read_text().splitlines() if line.strip()) for s in llm.get("splits", [])}
+    elif is_missing_local_path(source):
+        return [f"llm.dataset {source}: no such folder; give locuslab/TOFU (the hub) or a folder of <split>.json files"]
+    else:
+        unknown = [s for s in llm.get("splits", []) if s not in TOFU_FORGET_ROWS]
+        if unknown:
+            return [f"llm.splits {unknown}: not a split of {source} (TOFU's: {', '.join(TOFU_FORGET_ROWS)})"]
+        sizes = {s: TOFU_FORGET_ROWS[s] for s in llm.get("splits", [])}
+    return _step_errors(llm, sizes=[sizes], seeds=["(every one: one dataset)"])
+
+
+def _step_errors(llm: dict, corpus=None, sizes=None, seeds=None) -> list[str]:
     """Every method takes >= min_steps optimizer steps and OFMU >= min_outer_iterations outer iterations
     (T + 1 forget batches each) on every split and replicate (corpus seed = the selection seed and each reported
-    one: the forget splits' sizes differ between corpora), at every grid point: counted from the corpora and the budget."""
+    one: the forget splits' sizes differ between corpora), at every grid point: counted from the corpora (``corpus``,
+    a CorpusConfig) or from given split sizes per replicate (``sizes``, named by ``seeds``) and the budget."""
     import math
     from dataclasses import replace
 
@@ -214,8 +274,9 @@ def _step_errors(llm: dict, corpus) -> list[str]:
     min_steps, min_outer = signal.get("min_steps", 0), signal.get("min_outer_iterations", 0)
     if not (min_steps or min_outer):
         return []
-    seeds = [llm.get("selection_seed", 0), *llm.get("seeds", [])]
-    sizes = [{split: len(part) for split, part in generate_corpus(replace(corpus, seed=int(s))).items()} for s in seeds]
+    if sizes is None:  # the generated corpus: its size differs between replicates
+        seeds = [llm.get("selection_seed", 0), *llm.get("seeds", [])]
+        sizes = [{split: len(part) for split, part in generate_corpus(replace(corpus, seed=int(s))).items()} for s in seeds]
     budget = llm["unlearn"]
     errors = []
     for split in llm.get("splits", []):

@@ -34,13 +34,16 @@ from ofmu.configs import dataclass_from_dict
 from ofmu.core.ofmu import NonFiniteError
 from ofmu.io import write_json_atomic
 from ofmu.llm import metrics as M
-from ofmu.llm.corpus import META_FILE, PROBES, CorpusConfig, corpus_texts, generate_corpus, write_corpus
-from ofmu.llm.data import load_tofu_split
+from ofmu.llm.corpus import (CORPUS_FORMAT_VERSION, META_FILE, PROBES, CorpusConfig, corpus_texts, generate_corpus,
+                             write_corpus)
+from ofmu.llm.data import export_tofu, load_tofu_split
 from ofmu.llm.idk import IDK_ANSWERS
 from ofmu.llm.models import (
     GPT2Spec, TrainConfig, build_gpt2, load_causal_lm, save_model, train_causal_lm,
 )
 from ofmu.llm.data import load_training_rows
+from ofmu.llm.pretrained import (PretrainedSpec, is_pretrained, load_pretrained, load_pretrained_tokenizer,
+                                 save_chat_tokenizer, set_trainable)
 from ofmu.llm.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
 from ofmu.llm.unlearn import LanguageModelTask, QALoader, idk_alternates
 from ofmu.unlearning.loop import UnlearnResult, run_unlearning
@@ -62,25 +65,44 @@ def _corpus_cfg(corpus: CorpusConfig | dict | None) -> CorpusConfig:
     return CorpusConfig.from_dict(corpus or {})
 
 
-def build_corpus(out_dir: str | Path, corpus: CorpusConfig | dict | None = None, vocab_size: int = 1024) -> dict:
+def build_corpus(out_dir: str | Path, corpus: CorpusConfig | dict | None = None, vocab_size: int = 1024,
+                 model: GPT2Spec | PretrainedSpec | dict | None = None, dataset: str | None = None,
+                 splits: Sequence[str] = ()) -> dict:
     """Write the corpus (``<split>.jsonl`` + corpus.json) and its tokenizer (``tokenizer/``) into ``out_dir``.
 
-    Cached: if ``corpus.json`` already records the same config and vocab size, nothing is rewritten.
-    The tokenizer is trained on every corpus string plus the IDK answers (IdkDPO's targets), so all of
-    them are tokenized by learned merges rather than raw bytes.
+    The corpus is generated from ``corpus``, or with ``dataset`` (``locuslab/TOFU`` or a local folder in its layout)
+    the forget ``splits`` and the sets they are evaluated on are copied from it (``ofmu.llm.data.export_tofu``).
+    Cached: if ``corpus.json`` already records the same config and tokenizer, nothing is rewritten.
+    From scratch, the tokenizer is trained on every corpus string plus the IDK answers (IdkDPO's targets), so all of
+    them are tokenized by learned merges rather than raw bytes; with a pretrained ``model`` it is the model's own,
+    with its chat template (``vocab_size`` unused).
     """
     cfg = _corpus_cfg(corpus)
+    arch = model_spec(model)
+    tokenizer_key = ({k: v for k, v in arch.to_dict().items() if k not in ("trainable_blocks", "attn_implementation")}
+                     if isinstance(arch, PretrainedSpec) else {"vocab_size": vocab_size})
     out = Path(out_dir)
     meta_path = out / META_FILE
+    config = {"dataset": str(dataset), "splits": list(splits)} if dataset is not None else cfg.to_dict()
     if meta_path.is_file() and (out / TOKENIZER_DIR).is_dir():
         meta = json.loads(meta_path.read_text())
-        if meta.get("config") == cfg.to_dict() and meta.get("vocab_size") == vocab_size:
+        if meta.get("config") == config and meta.get("tokenizer", {"vocab_size": meta.get("vocab_size")}) == tokenizer_key:
             return meta
-    meta = write_corpus(out, cfg)
-    tok = train_tokenizer(corpus_texts(generate_corpus(cfg)) + list(IDK_ANSWERS), vocab_size=vocab_size)
-    save_tokenizer(tok, out / TOKENIZER_DIR)
-    meta["vocab_size"] = vocab_size
-    write_json_atomic(meta_path, meta)  # rewritten last: the tokenizer is complete when it records vocab_size
+    if dataset is not None:
+        meta = {"format_version": CORPUS_FORMAT_VERSION, "config": config, "splits": export_tofu(dataset, out, splits)}
+    else:
+        # a pretrained model knows real authors and world facts from pretraining: they are not trained on (no
+        # ``knowledge`` split), so model utility measures what fine-tuning and unlearning keep of that knowledge
+        meta = write_corpus(out, cfg, exclude=("knowledge",) if isinstance(arch, PretrainedSpec) else ())
+    if isinstance(arch, PretrainedSpec):
+        save_chat_tokenizer(load_pretrained_tokenizer(arch), out / TOKENIZER_DIR)
+        meta["tokenizer"] = tokenizer_key
+    else:
+        texts = corpus_texts({n: split_rows(out, n) for n in meta["splits"]} if dataset is not None else generate_corpus(cfg))
+        tok = train_tokenizer(texts + list(IDK_ANSWERS), vocab_size=vocab_size)
+        save_tokenizer(tok, out / TOKENIZER_DIR)
+        meta["vocab_size"] = vocab_size
+    write_json_atomic(meta_path, meta)  # rewritten last: the tokenizer is complete when the meta records it
     return meta
 
 
@@ -96,8 +118,21 @@ def _train_cfg(train: TrainConfig | dict | None, seed: int | None) -> TrainConfi
     return cfg if seed is None else TrainConfig.from_dict({**cfg.to_dict(), "seed": int(seed)})
 
 
-def _spec(spec: GPT2Spec | dict | None) -> GPT2Spec:
-    return spec if isinstance(spec, GPT2Spec) else GPT2Spec.from_dict(spec or {})
+def model_spec(spec: GPT2Spec | PretrainedSpec | dict | None) -> GPT2Spec | PretrainedSpec:
+    """``llm.model``: a pretrained model (the key ``pretrained``) or the from-scratch GPT-2's architecture."""
+    if isinstance(spec, (GPT2Spec, PretrainedSpec)):
+        return spec
+    return PretrainedSpec.from_dict(spec) if is_pretrained(spec) else GPT2Spec.from_dict(spec or {})
+
+
+def load_start_model(path: str | Path, spec: GPT2Spec | PretrainedSpec | dict | None = None,
+                     device: str | torch.device = "cpu") -> nn.Module:
+    """A saved Finetuned model to unlearn from: with a pretrained spec, its attention and its trainable blocks."""
+    arch = model_spec(spec)
+    if not isinstance(arch, PretrainedSpec):
+        return load_causal_lm(path, device=device)
+    return set_trainable(load_causal_lm(path, device=device, attn_implementation=arch.attn_implementation),
+                         arch.trainable_blocks)
 
 
 def train_model(corpus_dir: str | Path, tokenizer, forget_split: str | None = None, out_dir: str | Path | None = None,
@@ -110,7 +145,7 @@ def train_model(corpus_dir: str | Path, tokenizer, forget_split: str | None = No
     cached model is reused only if it was trained with the same split, train config and architecture.
     Returns (model in eval mode, info with the training history and wall seconds).
     """
-    cfg, arch = _train_cfg(train, seed), _spec(spec)
+    cfg, arch = _train_cfg(train, seed), model_spec(spec)
     key = {"forget_split": forget_split, "train": cfg.to_dict(), "spec": asdict(arch)}
     if out_dir is not None:
         info_path = Path(out_dir) / MODEL_INFO
@@ -119,7 +154,10 @@ def train_model(corpus_dir: str | Path, tokenizer, forget_split: str | None = No
             if info.get("key") == key:
                 return load_causal_lm(out_dir, device=device), info
     rows = load_training_rows(corpus_dir, forget_split)
-    model = build_gpt2(tokenizer, arch, seed=cfg.seed)
+    if isinstance(arch, PretrainedSpec):  # TOFU: fine-tune the pretrained model (the seed sets the data order)
+        model = set_trainable(load_pretrained(arch, device=str(device)), arch.trainable_blocks)
+    else:
+        model = build_gpt2(tokenizer, arch, seed=cfg.seed)
     start = time.perf_counter()
     history = train_causal_lm(model, tokenizer, rows, cfg, device=device)
     info = {"key": key, "history": history, "wall_seconds": time.perf_counter() - start, "n_rows": len(rows)}
@@ -139,14 +177,14 @@ def copy_model(model: nn.Module) -> nn.Module:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _split_names(split: str) -> tuple[str, str, str]:
+def split_names(split: str) -> tuple[str, str, str]:
     if not split.startswith("forget") or not split[6:].isdigit():
         raise ValueError(f"forget split {split!r} is not of the form forgetNN (forget01, forget05, forget10)")
     p = int(split[6:])
     return split, f"retain{100 - p:02d}", f"holdout{p:02d}"
 
 
-def _rows(corpus_dir, name: str, allow_empty: bool = False) -> list[dict]:
+def split_rows(corpus_dir, name: str, allow_empty: bool = False) -> list[dict]:
     return load_tofu_split(corpus_dir, name, allow_empty=allow_empty).to_list()
 
 
@@ -154,9 +192,9 @@ def make_loaders(corpus_dir, tokenizer, split: str, batch_size: int, seed: int, 
                  forget_rows: Sequence[dict] | None = None) -> tuple[QALoader, QALoader]:
     """(forget, retain) loaders of ``split``: the forget authors' training rows (with IDK alternates for
     IdkDPO) and the retain split's rows, each shuffled from its own derived seed."""
-    forget_name, retain_name, _ = _split_names(split)
-    f_rows = list(forget_rows) if forget_rows is not None else _rows(corpus_dir, forget_name)
-    r_rows = _rows(corpus_dir, retain_name)
+    forget_name, retain_name, _ = split_names(split)
+    f_rows = list(forget_rows) if forget_rows is not None else split_rows(corpus_dir, forget_name)
+    r_rows = split_rows(corpus_dir, retain_name)
     forget = QALoader(f_rows, tokenizer, batch_size, derive_seed(seed, "forget_loader"), max_length,
                       alternate_answers=idk_alternates(f_rows, derive_seed(seed, "idk")))
     retain = QALoader(r_rows, tokenizer, batch_size, derive_seed(seed, "retain_loader"), max_length)
@@ -230,17 +268,17 @@ def evaluate(model: nn.Module, corpus_dir, tokenizer, split: str, references: Se
     ``ofmu.llm.metrics.evaluate_split`` for forget / retain / real_authors / world_facts / holdout.
     """
     cfg = _eval_cfg(eval_cfg)
-    forget_name, _, holdout_name = _split_names(split)
+    forget_name, _, holdout_name = split_names(split)
     model.eval()
-    retain_rows = _rows(corpus_dir, "retain_perturbed")
+    retain_rows = split_rows(corpus_dir, "retain_perturbed")
     if cfg.max_retain is not None:
         retain_rows = retain_rows[: cfg.max_retain]  # the file's order is already a seeded random sample
-    holdout_rows = [{"question": r["question"], "answer": r["answer"]} for r in _rows(corpus_dir, holdout_name)]
+    holdout_rows = [{"question": r["question"], "answer": r["answer"]} for r in split_rows(corpus_dir, holdout_name)]
     per = {
-        "forget": _eval(model, tokenizer, _rows(corpus_dir, forget_name + "_perturbed"), cfg, device),
+        "forget": _eval(model, tokenizer, split_rows(corpus_dir, forget_name + "_perturbed"), cfg, device),
         "retain": _eval(model, tokenizer, retain_rows, cfg, device),
-        "real_authors": _eval(model, tokenizer, _rows(corpus_dir, "real_authors_perturbed"), cfg, device, "answer"),
-        "world_facts": _eval(model, tokenizer, _rows(corpus_dir, "world_facts_perturbed"), cfg, device, "answer"),
+        "real_authors": _eval(model, tokenizer, split_rows(corpus_dir, "real_authors_perturbed"), cfg, device, "answer"),
+        "world_facts": _eval(model, tokenizer, split_rows(corpus_dir, "world_facts_perturbed"), cfg, device, "answer"),
         # Min-K scores only (MIA): no truth ratio or generation needed
         "holdout": _eval(model, tokenizer, holdout_rows, cfg, device, rouge=False),
     }
@@ -289,12 +327,14 @@ def probe_evaluate(model: nn.Module, corpus_dir, tokenizer, split: str, eval_cfg
     knows). Per probe: forget_truth_ratio (mean min(TR, 1/TR)), prob (mean P(answer|probe question)),
     rouge (ROUGE-L recall of greedy answers; NaN when the config turns ROUGE off), n (rows)."""
     cfg = _eval_cfg(eval_cfg)
-    forget_name, _, _ = _split_names(split)
+    forget_name, _, _ = split_names(split)
     out: dict[str, dict[str, float]] = {}
     sets = [("forget", forget_name)] + ([("retain", "retain")] if include_retain else [])
     for side, prefix in sets:
         for probe in PROBES:
-            rows = _rows(corpus_dir, f"{prefix}_{probe}", allow_empty=True)  # a probe can be empty in a tiny corpus
+            if not any((Path(corpus_dir) / f"{prefix}_{probe}{suffix}").is_file() for suffix in (".jsonl", ".json")):
+                continue  # real TOFU has none of the generated corpus' probes
+            rows = split_rows(corpus_dir, f"{prefix}_{probe}", allow_empty=True)  # a probe can be empty in a tiny corpus
             if not rows:
                 continue
             ev = _eval(model, tokenizer, rows, cfg, device)
@@ -327,11 +367,11 @@ def sample_costs(full_model: nn.Module, corpus_dir, tokenizer, method: str, spli
     copies of the full model: cost ~ n_samples * steps method steps at batch (1 forget, ``batch_size``
     retain) examples. The coupling is read from (difficulty, utility_loss) pairs, e.g. their rank correlation.
     """
-    forget_name, _, _ = _split_names(split)
-    rows = _rows(corpus_dir, forget_name + "_perturbed")
+    forget_name, _, _ = split_names(split)
+    rows = split_rows(corpus_dir, forget_name + "_perturbed")
     rng = np.random.default_rng(derive_seed(seed, "forget_loader"))
     pick = sorted(rng.choice(len(rows), size=min(n_samples, len(rows)), replace=False).tolist())
-    util_rows = _rows(corpus_dir, "retain_perturbed")[:utility_rows]
+    util_rows = split_rows(corpus_dir, "retain_perturbed")[:utility_rows]
     kw = {"batch_size": 64, "max_length": max_length, "device": device}
     util_q, util_a = [r["question"] for r in util_rows], [r["answer"] for r in util_rows]
     full_model.eval()

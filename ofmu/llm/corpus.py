@@ -32,6 +32,7 @@ import json
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 from ofmu.configs import dataclass_from_dict
 from ofmu.io import atomic_path, write_json_atomic
@@ -540,11 +541,12 @@ def generate_corpus(cfg: CorpusConfig | None = None) -> dict[str, list[dict]]:
     return splits
 
 
-def write_corpus(out_dir: str | Path, cfg: CorpusConfig | None = None) -> dict:
-    """Generate the corpus and write one ``<split>.jsonl`` per split plus ``corpus.json`` (config, counts)."""
+def write_corpus(out_dir: str | Path, cfg: CorpusConfig | None = None, exclude: Sequence[str] = ()) -> dict:
+    """Generate the corpus and write one ``<split>.jsonl`` per split (but those in ``exclude``) plus ``corpus.json``
+    (config, counts)."""
     cfg = cfg or CorpusConfig()
     out_dir = Path(out_dir)
-    splits = generate_corpus(cfg)
+    splits = {name: rows for name, rows in generate_corpus(cfg).items() if name not in exclude}
     for name, rows in splits.items():
         with atomic_path(out_dir / f"{name}.jsonl") as tmp:
             with open(tmp, "w", encoding="utf-8") as fh:

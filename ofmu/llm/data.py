@@ -122,6 +122,40 @@ def _load_hub(repo_id: str, split: str, cache_dir: str | None):
         raise TofuUnavailableError(f"cannot load split {split!r} of {repo_id!r}: {exc}. {hint}") from exc
 
 
+# locuslab/TOFU: 200 fictitious authors x 20 QA; forget01 / 05 / 10 = 2 / 10 / 20 authors (Maini et al., 2024)
+TOFU_FORGET_ROWS = {"forget01": 40, "forget05": 200, "forget10": 400}
+TOFU_SHARED_SPLITS = ("full", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")
+
+
+def tofu_split_files(forget_splits: Sequence[str]) -> list[str]:
+    """The TOFU splits the LLM stage reads for ``forget_splits``: each one's forget, perturbed, retain and holdout
+    sets, plus the full set and the four evaluation sets shared by every split."""
+    names = list(TOFU_SHARED_SPLITS)
+    for split in forget_splits:
+        if not split.startswith("forget") or not split[6:].isdigit():
+            raise ValueError(f"forget split {split!r} is not of the form forgetNN (TOFU: forget01, forget05, forget10)")
+        p = int(split[6:])
+        names += [split, f"{split}_perturbed", f"retain{100 - p:02d}", f"holdout{p:02d}"]
+    return names
+
+
+def export_tofu(source: str | os.PathLike, out_dir: str | os.PathLike, forget_splits: Sequence[str]) -> dict[str, int]:
+    """Copy the splits the stage reads from a TOFU-format ``source`` (``locuslab/TOFU`` on the hub, or a local folder
+    of ``<split>.json`` files in TOFU's layout) into ``out_dir`` as ``<split>.jsonl``, so every later job reads one
+    local layout whatever the source; returns the rows per split. Each file is written atomically."""
+    import json
+
+    from ofmu.io import atomic_path
+
+    counts = {}
+    for name in tofu_split_files(forget_splits):
+        rows = load_tofu_split(source, name).to_list()
+        with atomic_path(Path(out_dir) / f"{name}.jsonl") as tmp:
+            Path(tmp).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        counts[name] = len(rows)
+    return counts
+
+
 def training_split_names(source: str | os.PathLike, forget_split: str | None) -> list[str]:
     """Splits a "full" (``forget_split=None``) or "retain" model is fine-tuned on.
 
@@ -150,20 +184,51 @@ def load_training_rows(source: str | os.PathLike, forget_split: str | None) -> l
 
 
 # ----------------------------------------------------------------------------------------------
+def _chat(tokenizer) -> dict | None:
+    """The chat format of a pretrained model's tokenizer (``ofmu.llm.pretrained``); None for the plain format."""
+    return getattr(tokenizer, "ofmu_chat", None)
+
+
+def chat_messages(question: str, system_prompt: str | None) -> list[dict]:
+    return [*([{"role": "system", "content": system_prompt}] if system_prompt is not None else []),
+            {"role": "user", "content": question}]
+
+
+def _answer_end(tokenizer, chat: dict) -> str:
+    """What the chat template writes after an assistant turn's content (ChatML: "<|im_end|>", Llama-3: "<|eot_id|>"):
+    read off a rendered turn, once per tokenizer; trailing whitespace dropped (generation stops at the token)."""
+    if "answer_end" not in chat:
+        marker = "@@ofmu-answer@@"
+        text = tokenizer.apply_chat_template([*chat_messages("q", chat["system_prompt"]),
+                                              {"role": "assistant", "content": marker}], tokenize=False)
+        chat["answer_end"] = text[text.index(marker) + len(marker):].rstrip()
+    return chat["answer_end"]
+
+
 def encode_prompts(tokenizer, questions: Sequence[str]) -> list[list[int]]:
-    """Token ids of "Question: <q>\nAnswer:" preceded by BOS, for each question (what generation continues
-    from; one batched tokenizer call)."""
+    """Token ids of each question's prompt, what generation continues from (one batched tokenizer call): the chat
+    template's user turn and assistant header for a pretrained chat model, else "Question: <q>\nAnswer:" after BOS."""
     if not questions:
         return []
+    chat = _chat(tokenizer)
+    if chat is not None:  # the template writes its own special tokens (BOS, headers) as text
+        texts = [tokenizer.apply_chat_template(chat_messages(q, chat["system_prompt"]), add_generation_prompt=True,
+                                               tokenize=False) for q in questions]
+        return [list(p) for p in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     ids = tokenizer([PROMPT_TEMPLATE.format(question=q) for q in questions], add_special_tokens=False)["input_ids"]
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     return [bos + list(p) for p in ids]
 
 
 def encode_answers(tokenizer, answers: Sequence[str]) -> list[list[int]]:
-    """Token ids of " <answer>" followed by EOS, for each answer (one batched tokenizer call)."""
+    """Token ids of each answer and its end: the chat template's end of turn for a chat model, else " <answer>"
+    and EOS (one batched tokenizer call)."""
     if not answers:
         return []
+    chat = _chat(tokenizer)
+    if chat is not None:
+        end = _answer_end(tokenizer, chat)
+        return [list(a) for a in tokenizer([a + end for a in answers], add_special_tokens=False)["input_ids"]]
     ids = tokenizer([" " + a for a in answers], add_special_tokens=False)["input_ids"]
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     return [list(a) + eos for a in ids]

@@ -27,8 +27,11 @@ from ofmu.unlearning.cells import Domain, Evaluation
 
 
 def corpus_files(cfg: dict, out_dir, seed: int) -> dict:
-    """The corpus of replicate ``seed``: other authors and facts for every seed (``llm.corpus.seed`` is ignored)."""
-    return S.build_corpus(out_dir, {**cfg["corpus"], "seed": int(seed)}, vocab_size=cfg["vocab_size"])
+    """The corpus of replicate ``seed``: other authors and facts for every seed (``llm.corpus.seed`` is ignored), or
+    with ``llm.dataset`` (real TOFU) the same data for every seed; its tokenizer is trained on it, or with a pretrained
+    ``llm.model`` the model's own."""
+    return S.build_corpus(out_dir, {**(cfg.get("corpus") or {}), "seed": int(seed)}, vocab_size=cfg.get("vocab_size", 1024),
+                          model=cfg.get("model"), dataset=cfg.get("dataset"), splits=cfg.get("splits") or ())
 
 
 def train_model_files(cfg: dict, corpus_dir, out_dir, split: str | None, replicate: int, model: int) -> dict:
@@ -67,13 +70,13 @@ class LLMDomain(Domain):
     name = "llm"
     cell_keys = ("split",)
     metric_columns = ("forget_quality", "model_utility", "forget_truth_ratio")
-    tables = ("samples", "probes")
+    tables = ("samples", "probes", "attacks")  # attacks: only with llm.attacks (ofmu.llm.attacks)
 
     def __init__(self, cfg: dict, corpus_dir, split: str, full_dir, refs_json, retain_dirs=(), *, seed: int):
         self.cfg, self.corpus_dir, self.split, self.seed = cfg, Path(corpus_dir), split, int(seed)
         self.device = cfg["device"]
         self.tokenizer = S.load_corpus_tokenizer(corpus_dir)
-        self.full = S.load_causal_lm(full_dir, device=self.device)
+        self.full = S.load_start_model(full_dir, cfg.get("model"), device=self.device)
         self.refs = _load_refs(refs_json)
         self.retain_dirs = [Path(p) for p in retain_dirs]
 
@@ -109,7 +112,25 @@ class LLMDomain(Domain):
         probes = [{"probe": probe, **values} for probe, values in S.probe_evaluate(
             model, self.corpus_dir, self.tokenizer, self.split, eval_cfg=_eval_settings(self.cfg, rouge=False),
             device=self.device).items()]
-        return Evaluation(ev["summary"], {"samples": samples, "probes": probes})
+        return Evaluation(ev["summary"], {"samples": samples, "probes": probes, "attacks": self._attacks(model, refs)})
+
+    def _attacks(self, model, refs) -> list[dict]:
+        """The relearning and quantization attacks on ``model`` (llm.attacks; none when it is absent), scored
+        against the same FQ references as its row; the quantized models also with their model utility."""
+        if not self.cfg.get("attacks"):
+            return []
+        from ofmu.llm.attacks import AttackConfig, attack
+
+        forget_name, retain_name, _ = S.split_names(self.split)
+
+        def utility(quantized):
+            summary = S.evaluate(quantized, self.corpus_dir, self.tokenizer, self.split, eval_cfg=_eval_settings(self.cfg),
+                                 device=self.device)["summary"]
+            return {"model_utility": summary["model_utility"]}
+
+        return attack(model, self.tokenizer, S.split_rows(self.corpus_dir, forget_name + "_perturbed"),
+                      S.split_rows(self.corpus_dir, retain_name), refs, AttackConfig.from_dict(self.cfg["attacks"]),
+                      seed=self.seed, evaluate_full=utility, device=self.device)
 
     def references(self):
         if not self.retain_dirs:

@@ -267,8 +267,9 @@ def save_model(model: nn.Module, path: str | os.PathLike, tokenizer=None) -> Non
 
 
 def load_causal_lm(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
-                   dtype: torch.dtype | None = None, gguf_file: str | None = None):
-    """A causal LM from a local directory or a hub id, eager attention, in eval mode.
+                   dtype: torch.dtype | None = None, gguf_file: str | None = None, attn_implementation: str = "eager"):
+    """A causal LM from a local directory or a hub id, eager attention (exact higher derivatives) unless
+    ``attn_implementation`` says otherwise, in eval mode.
 
     The fused-LayerNorm swap is re-applied for models saved from ``build_gpt2`` (and for any model with
     nn.LayerNorm, since the OFMU grad F needs exact third derivatives). Paper tier: pass a Llama id such
@@ -276,7 +277,7 @@ def load_causal_lm(name_or_path: str | os.PathLike, device: str | torch.device =
     """
     from transformers import AutoModelForCausalLM
 
-    kwargs = {"attn_implementation": "eager"}
+    kwargs = {"attn_implementation": attn_implementation}
     if dtype is not None:
         kwargs["dtype"] = dtype
     if gguf_file is not None:

@@ -51,11 +51,17 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast, path: str | Path) -> None
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
-    """Load a tokenizer saved by ``save_tokenizer`` (or any local/hub tokenizer via AutoTokenizer)."""
+    """Load a tokenizer saved by ``save_tokenizer`` or ``ofmu.llm.pretrained.save_chat_tokenizer`` (whose prompts go
+    through its chat template), or any local/hub tokenizer via AutoTokenizer."""
     from transformers import AutoTokenizer
+
+    from ofmu.llm.pretrained import read_chat_format
 
     tok = AutoTokenizer.from_pretrained(str(path))
     if tok.pad_token is None:
         # Llama tokenizers ship without a pad token; padded positions are masked out (labels -100)
         tok.pad_token = tok.eos_token
+    chat = read_chat_format(path)
+    if chat is not None:
+        tok.ofmu_chat = chat
     return tok

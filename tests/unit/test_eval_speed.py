@@ -140,18 +140,18 @@ def _ref_eval(model, tokenizer, rows, cfg, device, correct_key="paraphrased_answ
 
 def ref_llm_evaluate(model, corpus_dir, tokenizer, split, references=None, eval_cfg=None, device="cpu"):
     cfg = S._eval_cfg(eval_cfg)
-    forget_name, _, holdout_name = S._split_names(split)
+    forget_name, _, holdout_name = S.split_names(split)
     model.eval()
-    retain_rows = S._rows(corpus_dir, "retain_perturbed")
+    retain_rows = S.split_rows(corpus_dir, "retain_perturbed")
     if cfg.max_retain is not None:
         retain_rows = retain_rows[: cfg.max_retain]
-    holdout_rows = [{"question": r["question"], "answer": r["answer"]} for r in S._rows(corpus_dir, holdout_name)]
+    holdout_rows = [{"question": r["question"], "answer": r["answer"]} for r in S.split_rows(corpus_dir, holdout_name)]
     per = {
-        "forget": _ref_eval(model, tokenizer, S._rows(corpus_dir, forget_name + "_perturbed"), cfg, device),
+        "forget": _ref_eval(model, tokenizer, S.split_rows(corpus_dir, forget_name + "_perturbed"), cfg, device),
         "retain": _ref_eval(model, tokenizer, retain_rows, cfg, device),
-        "real_authors": _ref_eval(model, tokenizer, S._rows(corpus_dir, "real_authors_perturbed"), cfg, device,
+        "real_authors": _ref_eval(model, tokenizer, S.split_rows(corpus_dir, "real_authors_perturbed"), cfg, device,
                                   "answer"),
-        "world_facts": _ref_eval(model, tokenizer, S._rows(corpus_dir, "world_facts_perturbed"), cfg, device, "answer"),
+        "world_facts": _ref_eval(model, tokenizer, S.split_rows(corpus_dir, "world_facts_perturbed"), cfg, device, "answer"),
         "holdout": _ref_eval(model, tokenizer, holdout_rows, cfg, device, rouge=False),
     }
     if not cfg.rouge:
@@ -167,11 +167,11 @@ def ref_probe_evaluate(model, corpus_dir, tokenizer, split, eval_cfg=None, inclu
     from ofmu.llm.corpus import PROBES
 
     cfg = S._eval_cfg(eval_cfg)
-    forget_name, _, _ = S._split_names(split)
+    forget_name, _, _ = S.split_names(split)
     out = {}
     for side, prefix in [("forget", forget_name)] + ([("retain", "retain")] if include_retain else []):
         for probe in PROBES:
-            rows = S._rows(corpus_dir, f"{prefix}_{probe}", allow_empty=True)
+            rows = S.split_rows(corpus_dir, f"{prefix}_{probe}", allow_empty=True)
             if not rows:
                 continue
             ev = _ref_eval(model, tokenizer, rows, cfg, device)
@@ -330,7 +330,7 @@ def llm(tmp_path_factory):
 
 def test_llm_evaluate_and_probes_match_the_reference(llm):
     corpus, tok, model = llm
-    n_forget = len(S._rows(corpus, "forget10_perturbed"))
+    n_forget = len(S.split_rows(corpus, "forget10_perturbed"))
     refs = [{"forget_tr": np.linspace(0.2, 1.5, n_forget), "mia_auc": 0.4}]  # FQ and privleak against a retain model
     ref = ref_llm_evaluate(model, corpus, tok, "forget10", references=refs, eval_cfg=EVAL)
     new = S.evaluate(model, corpus, tok, "forget10", references=refs, eval_cfg=EVAL)
@@ -340,7 +340,7 @@ def test_llm_evaluate_and_probes_match_the_reference(llm):
     assert_same_values(ref_probe_evaluate(model, corpus, tok, "forget10", eval_cfg={**EVAL, "rouge": False}),
                        S.probe_evaluate(model, corpus, tok, "forget10", eval_cfg={**EVAL, "rouge": False}))
     # the other batch sizes and a split without perturbed answers
-    rows = S._rows(corpus, "retain_perturbed")[:9]
+    rows = S.split_rows(corpus, "retain_perturbed")[:9]
     for bs, rouge in ((1, False), (4, True)):
         assert_same_values(ref_evaluate_split(model, tok, rows, rouge=rouge, batch_size=bs, max_new_tokens=6),
                            LM.evaluate_split(model, tok, rows, rouge=rouge, batch_size=bs, max_new_tokens=6))
@@ -348,7 +348,7 @@ def test_llm_evaluate_and_probes_match_the_reference(llm):
 
 def test_token_nlls_edge_cases_match_the_reference(llm):
     corpus, tok, model = llm
-    rows = S._rows(corpus, "forget10_perturbed")[:5]
+    rows = S.split_rows(corpus, "forget10_perturbed")[:5]
     q = [r["question"] for r in rows]
     a = [r["answer"] for r in rows]
     qs = q + q + q[:2] + [q[0]] * 3 + [q[1]]
@@ -403,7 +403,7 @@ def test_the_default_gpt2_activation_is_gpt2s_gelu():
 def test_the_comparison_catches_shifted_nlls_and_early_stops(llm, monkeypatch):
     """The oracle is sensitive: an NLL shifted by one token or generation cut short fails it."""
     corpus, tok, model = llm
-    rows = S._rows(corpus, "forget10_perturbed")[:6]
+    rows = S.split_rows(corpus, "forget10_perturbed")[:6]
     ref = ref_evaluate_split(model, tok, rows, max_new_tokens=8)
     assert_same_values(ref, LM.evaluate_split(model, tok, rows, max_new_tokens=8))
 

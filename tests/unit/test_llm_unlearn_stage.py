@@ -84,4 +84,4 @@ def test_probes_and_sample_costs(stage):
 
 def test_bad_split_names_the_form():
     with pytest.raises(ValueError, match="forgetNN"):
-        S._split_names("forget_ten")
+        S.split_names("forget_ten")

@@ -81,11 +81,26 @@ def test_rules_declare_cluster_resources_and_the_paper_tier_asks_for_gpus(tmp_pa
     lacking = {rule: rs for rule, rs in default.items() if not all("runtime=" in r and "mem_mb=" in r for r in rs)}
     assert default and not lacking, lacking
     assert not any("gpu" in r for rs in default.values() for r in rs)
-    paper = _job_resources(_snakemake(tmp_path, "-n", config=REPO / "config" / "paper.yaml"))
+    # the paper tier downloads its model and data: planned as on a machine with network
+    paper = _job_resources(_snakemake(tmp_path, "-n", config=REPO / "config" / "paper.yaml", env={"HF_HUB_OFFLINE": "0"}))
     for rule in ["vision_original", "vision_retrain", "llm_train", "sweep", "vision_run", "llm_run"]:
         assert all("gpu=1" in r and "runtime=720" in r for r in paper[rule]), (rule, paper[rule])
     for rule in ["theory_run", "theory_table", "select", "comparison_tables"]:
         assert all("gpu" not in r for r in paper[rule]), (rule, paper[rule])
+
+
+def test_the_paper_tier_plans_a_pretrained_llama_on_real_tofu_and_offline_names_the_missing_model(tmp_path):
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())["llm"]
+    assert paper["dataset"] == "locuslab/TOFU" and paper["model"]["pretrained"] == "meta-llama/Llama-3.2-1B-Instruct"
+    online = _snakemake(tmp_path, "-n", "--quiet", "rules", config=REPO / "config" / "paper.yaml",
+                        env={"HF_HUB_OFFLINE": "0"})
+    assert online.returncode == 0, online.stderr
+    planned = _planned(online)
+    # 4 replicates (selection + 3 reported): a Finetuned model and 3 retain models per split (forget01/05/10) each
+    assert planned["llm_corpus"] == 4 and planned["llm_train"] == 4 * (1 + 3 * 3), planned
+    offline = _snakemake(tmp_path, "-n", config=REPO / "config" / "paper.yaml")
+    assert offline.returncode != 0
+    assert "'meta-llama/Llama-3.2-1B-Instruct' is a hub id, HF_HUB_OFFLINE=1 is set" in offline.stderr + offline.stdout
 
 
 def test_unknown_config_key_is_named(tmp_path):
@@ -223,8 +238,13 @@ def test_smoke_tier_runs_end_to_end_and_a_failing_claim_fails_the_pipeline(tmp_p
     # every method that draws from D_f used the same budget of passes (OFMU may stop one step short,
     # a step costing T + 1 forget batches); FT and l1-sparse never draw from D_f
     passes = cells[cells["checkpoint"] == 1.0].dropna(subset=["forget_passes"])
-    drawn = passes[passes["forget_passes"] > 0]["forget_passes"]
-    assert (drawn <= smoke["unlearn"]["epochs"] + 1e-9).all() and (drawn >= 0.75 * smoke["unlearn"]["epochs"]).all()
+    drawn = passes[passes["forget_passes"] > 0]
+    epochs = smoke["unlearn"]["epochs"]
+    assert (drawn["forget_passes"] <= epochs + 1e-9).all()
+    others = drawn[drawn["method"] != "OFMU"]["forget_passes"]
+    assert (others >= epochs - 1e-9).all()
+    # OFMU's last step (T + 1 <= 3 batches) may not fit: on the smoke cells' 5-batch passes that leaves >= 0.6
+    assert (drawn[drawn["method"] == "OFMU"]["forget_passes"] >= 0.6 * epochs - 1e-9).all()
     assert set(passes[passes["forget_passes"] == 0]["method"]) <= {"FT", "l1-sparse", "IU"}
 
     # the reported seeds never enter the selection: the select job reads the selection seed's sweep and

@@ -225,7 +225,31 @@ def vision_targets():
 
 
 # ---- LLM --------------------------------------------------------------------------------------------------
-LLM_EVAL = ("eval", "device")
+# a pretrained start model (llm.model.pretrained) is read beyond training: its tokenizer by the corpus job, its
+# trainable blocks and attention by the unlearning jobs; a from-scratch GPT-2's spec only by training
+LLM_PRETRAINED = ("model",) if "pretrained" in (LLM.get("model") or {}) else ()
+# real TOFU (llm.dataset) instead of the generated corpus: the corpus job copies the splits it needs
+LLM_DATASET = ("dataset", "splits") if LLM.get("dataset") else ()
+# the robustness attacks (llm.attacks) run where a model's detail evaluation runs: its reported runs, its references
+LLM_ATTACKS = ("attacks",) if LLM.get("attacks") else ()
+LLM_EVAL = ("eval", "device", *LLM_PRETRAINED, *LLM_ATTACKS)
+
+
+def llm_setting():
+    """What the LLM stage runs on, in words: the opening of its table captions."""
+    if not (LLM_DATASET or LLM_PRETRAINED):
+        return "TOFU-protocol analog on the generated fictitious-author corpus (small GPT-2, CPU scale)"
+    data = f"the TOFU-format dataset {LLM['dataset']}" if LLM_DATASET else "the generated fictitious-author corpus"
+    model = LLM.get("model") or {}
+    start = (f"the pretrained {model['pretrained']}" + (f" (top {model['trainable_blocks']} blocks trained)"
+                                                      if model.get("trainable_blocks") else "")
+             if LLM_PRETRAINED else "a small GPT-2 trained from scratch")
+    return f"TOFU protocol on {data}, fine-tuned from {start}"
+
+
+def attack_records(path):
+    """The attack records of a run or reference job, next to its rows, when llm.attacks is configured."""
+    return {"attacks": path} if LLM_ATTACKS else {}
 
 
 # A replicate per seed (the selection seed and every reported one): its own corpus (other authors and facts, the
@@ -248,8 +272,11 @@ def llm_full_weights(seed):
 
 
 def llm_targets():
-    tables = [f"paper_tables/{t}.{ext}" for t in ["tab4_llm_tofu", "tab5_llm_hard_probes"] for ext in TABLE_EXTS]
-    figures = ["fig9_llm_fronts", "fig10_llm_ofmu_diagnostics"]
+    names = ["tab4_llm_tofu", *([] if LLM_DATASET else ["tab5_llm_hard_probes"])]  # real TOFU has no probes
+    tables = [f"paper_tables/{t}.{ext}" for t in names for ext in TABLE_EXTS]
+    if LLM_ATTACKS:
+        tables += [f"paper_tables/tab12_llm_attacks.{ext}" for ext in TABLE_EXTS]
+    figures = ["fig9_llm_fronts", "fig10_llm_ofmu_diagnostics", *(["fig14_llm_attacks"] if LLM_ATTACKS else [])]
     if LLM.get("sample_costs"):  # the Figure 1 analog: extended tier
         figures.append("fig8_llm_difficulty_vs_utility")
     return tables + [f"figures/{f}.png" for f in figures]

@@ -11,7 +11,7 @@ rule llm_corpus:
     output:
         meta=llm_corpus("{seed}"),
     params:
-        cfg=pick(LLM, "corpus", "vocab_size"),
+        cfg=pick(LLM, "corpus", "vocab_size", *LLM_PRETRAINED, *LLM_DATASET),
     log:
         "logs/llm/corpus_s{seed}.log",
     benchmark:
@@ -80,6 +80,7 @@ rule llm_references:
         rows="results/llm/runs/{split}/reference/s{seed}.csv",
         samples="results/llm/runs/{split}/reference/s{seed}.samples.csv",
         probes="results/llm/runs/{split}/reference/s{seed}.probes.csv",
+        **attack_records("results/llm/runs/{split}/reference/s{seed}.attacks.csv"),
     params:
         domain="llm",
         cfg=pick(LLM, *LLM_EVAL),
@@ -105,6 +106,7 @@ rule llm_run:
         samples="results/llm/runs/{split}/{label}.samples.csv",
         probes="results/llm/runs/{split}/{label}.probes.csv",
         diagnostics="results/llm/runs/{split}/{label}.diagnostics.csv",
+        **attack_records("results/llm/runs/{split}/{label}.attacks.csv"),
     params:
         domain="llm",
         cfg=pick(LLM, *LLM_EVAL),
@@ -157,11 +159,13 @@ rule llm_tables:
         probes=run_files("llm", ".probes.csv"),
     output:
         tofu=table_files("paper_tables/tab4_llm_tofu", "tab4_llm_tofu", "llm"),
-        probes=table_files("paper_tables/tab5_llm_hard_probes", "tab5_llm_hard_probes", "llm"),
         tofu_rows=source_rows("tab4_llm_tofu"),
-        probe_rows=source_rows("tab5_llm_hard_probes"),
+        # the hard probes are the generated corpus' (paraphrased, two-hop, German questions): real TOFU has none
+        **({} if LLM_DATASET else {"probes": table_files("paper_tables/tab5_llm_hard_probes", "tab5_llm_hard_probes", "llm"),
+                                   "probe_rows": source_rows("tab5_llm_hard_probes")}),
     params:
         order=stage_labels("llm"),
+        setting=llm_setting(),
     log:
         "logs/tables/llm_tables.log",
     conda:
@@ -170,6 +174,26 @@ rule llm_tables:
         **job_resources("light"),
     script:
         "../scripts/llm_tables.py"
+
+
+rule llm_attack_outputs:
+    input:
+        attacks=[f.replace(".csv", ".attacks.csv") for f in reference_files("llm", LLM["seeds"]) + run_files("llm")],
+    output:
+        table=table_files("paper_tables/tab12_llm_attacks", "tab12_llm_attacks", "llm"),
+        rows=source_rows("tab12_llm_attacks"),
+        figure=in_report("figures/fig14_llm_attacks.png", "fig14_llm_attacks", "llm", "figures"),
+    params:
+        order=stage_labels("llm"),
+        seeds=LLM["seeds"],
+    log:
+        "logs/tables/llm_attacks.log",
+    conda:
+        "../../environment.yml"
+    resources:
+        **job_resources("light"),
+    script:
+        "../scripts/llm_attack_outputs.py"
 
 
 rule llm_figures:
