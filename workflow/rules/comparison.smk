@@ -27,7 +27,7 @@ rule sweep:
         seed=lambda w: STAGE_CONFIG[w.stage]["selection_seed"],
         method=lambda w: SWEEPS[w.stage][w.label]["method"],
         points=lambda w: SWEEPS[w.stage][w.label]["points"],
-        signal=lambda w: STAGE_CONFIG[w.stage].get("signal", {}),
+        signal=lambda w: canonical(STAGE_CONFIG[w.stage].get("signal", {})),
     log:
         "logs/{stage}/sweep_{cell}_{label}.log",
     benchmark:
