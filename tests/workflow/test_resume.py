@@ -27,6 +27,19 @@ def _make(workdir: Path, config: Path, **popen):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
+def _wait_until_gone(group: int, timeout: float = 60):
+    """Until every process of the killed group has exited. run.wait() reaps `make` alone: flock, a sibling in the
+    group, may still be exiting, with the lock still held, when the resumed `make` starts a millisecond later (CI
+    saw that on a loaded machine). A user who types `make` after a kill -9 is never that fast."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+
+
 @pytest.mark.skipif(subprocess.run(["which", "flock"], capture_output=True).returncode != 0,
                     reason="flock (util-linux) is not installed: `make` cannot tell a stale lock from a live one")
 def test_make_after_kill_9_resumes_and_gives_the_uninterrupted_metrics(tmp_path):
@@ -37,8 +50,9 @@ def test_make_after_kill_9_resumes_and_gives_the_uninterrupted_metrics(tmp_path)
     while not list((killed / "results" / "theory" / "runs").glob("*/*.csv")):  # mid-run: one claim done
         assert run.poll() is None and time.time() < deadline, run.stdout.read() if run.poll() is not None else "timeout"
         time.sleep(0.5)
-    os.killpg(run.pid, signal.SIGKILL)  # make, its shell, snakemake and the running jobs
+    os.killpg(run.pid, signal.SIGKILL)  # make, its shell, flock, snakemake and the running jobs
     run.wait()
+    _wait_until_gone(run.pid)
     assert list((killed / ".snakemake" / "locks").iterdir()), "the kill left no Snakemake lock: not the case tested"
     assert not (killed / "paper_tables" / "tab1_theory_claims.csv").exists()
 
