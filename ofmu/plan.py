@@ -209,7 +209,7 @@ def _llm_errors(llm: dict) -> list[str]:
                           f"add its percentage to llm.corpus.forget_percents or drop the split")
     for method in (llm.get("sample_costs") or {}).get("methods", []):
         errors += _run_errors("llm.sample_costs.methods", method, "llm")
-    return errors + _step_errors(llm, corpus) if not errors else errors
+    return errors + _split_size_errors(llm, corpus) if not errors else errors
 
 
 def _start_model_errors(model: dict) -> list[str]:
@@ -257,29 +257,46 @@ def _dataset_errors(llm: dict) -> list[str]:
         if unknown:
             return [f"llm.splits {unknown}: not a split of {source} (TOFU's: {', '.join(TOFU_FORGET_ROWS)})"]
         sizes = {s: TOFU_FORGET_ROWS[s] for s in llm.get("splits", [])}
-    return _step_errors(llm, sizes=[sizes], seeds=["(every one: one dataset)"])
+    return _split_size_errors(llm, sizes=[sizes], seeds=["(every one: one dataset)"])
 
 
-def _step_errors(llm: dict, corpus=None, sizes=None, seeds=None) -> list[str]:
-    """Every method takes >= min_steps optimizer steps and OFMU >= min_outer_iterations outer iterations
-    (T + 1 forget batches each) on every split and replicate (corpus seed = the selection seed and each reported
-    one: the forget splits' sizes differ between corpora), at every grid point: counted from the corpora (``corpus``,
-    a CorpusConfig) or from given split sizes per replicate (``sizes``, named by ``seeds``) and the budget."""
+def _split_size_errors(llm: dict, corpus=None, sizes=None, seeds=None) -> list[str]:
+    """On every split and replicate (corpus seed = the selection seed and each reported one: the forget splits'
+    sizes differ between corpora), counted from the corpora (``corpus``, a CorpusConfig) or from given split sizes
+    per replicate (``sizes``, named by ``seeds``):
+
+    * FQ can fall below signal.max_fq_finetuned at all: the KS test of n forget truth ratios against n reference
+      ones has a smallest p-value (both samples apart, statistic 1), and a split whose smallest p-value is above
+      the threshold fails the signal check by construction (4 QA: 0.029 > 0.01);
+    * every method takes >= min_steps optimizer steps and OFMU >= min_outer_iterations outer iterations (T + 1
+      forget batches each) at every grid point, from the budget."""
     import math
     from dataclasses import replace
+
+    from scipy.stats import ks_2samp
 
     from ofmu.llm.corpus import generate_corpus
 
     signal = llm.get("signal") or {}
     min_steps, min_outer = signal.get("min_steps", 0), signal.get("min_outer_iterations", 0)
-    if not (min_steps or min_outer):
+    max_fq = signal.get("max_fq_finetuned")
+    if not (min_steps or min_outer or max_fq):
         return []
     if sizes is None:  # the generated corpus: its size differs between replicates
         seeds = [llm.get("selection_seed", 0), *llm.get("seeds", [])]
         sizes = [{split: len(part) for split, part in generate_corpus(replace(corpus, seed=int(s))).items()} for s in seeds]
-    budget = llm["unlearn"]
     errors = []
-    for split in llm.get("splits", []):
+    for split in llm.get("splits", []) if max_fq else []:
+        # FQ is scored on the evaluation rows (<split>_perturbed: one per fact; the training split may hold more)
+        n, seed = min((size.get(split + "_perturbed", size[split]), s) for size, s in zip(sizes, seeds))
+        smallest = float(ks_2samp(range(n), range(n, 2 * n)).pvalue)
+        if smallest >= max_fq:
+            errors.append(f"llm {split}: {n} forget QA on replicate {seed}; the KS test of {n} against {n} truth "
+                          f"ratios cannot give a p-value below {smallest:.3g}, so FQ(Finetuned) can never be < "
+                          f"signal.max_fq_finetuned {max_fq} and the signal check fails by construction; use a "
+                          f"larger split or more authors (llm.corpus.n_authors)")
+    budget = llm["unlearn"]
+    for split in llm.get("splits", []) if (min_steps or min_outer) else []:
         rows, seed = min((size[split], s) for size, s in zip(sizes, seeds))  # the smallest replicate's split
         batches = round(budget["epochs"] * math.ceil(rows / budget["batch_size"]))
         if batches < min_steps:

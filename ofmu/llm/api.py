@@ -43,7 +43,7 @@ from ofmu.llm.models import (
 )
 from ofmu.llm.data import load_training_rows
 from ofmu.llm.pretrained import (PretrainedSpec, is_pretrained, load_pretrained, load_pretrained_tokenizer,
-                                 save_chat_tokenizer, set_trainable)
+                                 prepare, save_chat_tokenizer)
 from ofmu.llm.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
 from ofmu.llm.unlearn import LanguageModelTask, QALoader, idk_alternates
 from ofmu.unlearning.loop import UnlearnResult, run_unlearning
@@ -79,7 +79,7 @@ def build_corpus(out_dir: str | Path, corpus: CorpusConfig | dict | None = None,
     """
     cfg = _corpus_cfg(corpus)
     arch = model_spec(model)
-    tokenizer_key = ({k: v for k, v in arch.to_dict().items() if k not in ("trainable_blocks", "attn_implementation")}
+    tokenizer_key = ({k: v for k, v in arch.to_dict().items() if k not in ("trainable_blocks", "attn_implementation", "frozen_cache")}
                      if isinstance(arch, PretrainedSpec) else {"vocab_size": vocab_size})
     out = Path(out_dir)
     meta_path = out / META_FILE
@@ -131,8 +131,7 @@ def load_start_model(path: str | Path, spec: GPT2Spec | PretrainedSpec | dict | 
     arch = model_spec(spec)
     if not isinstance(arch, PretrainedSpec):
         return load_causal_lm(path, device=device)
-    return set_trainable(load_causal_lm(path, device=device, attn_implementation=arch.attn_implementation),
-                         arch.trainable_blocks)
+    return prepare(load_causal_lm(path, device=device, attn_implementation=arch.attn_implementation), arch)
 
 
 def train_model(corpus_dir: str | Path, tokenizer, forget_split: str | None = None, out_dir: str | Path | None = None,
@@ -155,7 +154,7 @@ def train_model(corpus_dir: str | Path, tokenizer, forget_split: str | None = No
                 return load_causal_lm(out_dir, device=device), info
     rows = load_training_rows(corpus_dir, forget_split)
     if isinstance(arch, PretrainedSpec):  # TOFU: fine-tune the pretrained model (the seed sets the data order)
-        model = set_trainable(load_pretrained(arch, device=str(device)), arch.trainable_blocks)
+        model = prepare(load_pretrained(arch, device=str(device)), arch)
     else:
         model = build_gpt2(tokenizer, arch, seed=cfg.seed)
     start = time.perf_counter()

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ofmu.llm.data import IGNORE_INDEX, encode_answers, encode_prompts, join_qa, pad_batch
+from ofmu.llm.frozen import frozen_cache
 
 EPS = 1e-10  # OpenUnlearning's guard in truth ratios
 MU_KEYS = tuple(f"{s}_{m}" for s in ("retain", "ra", "wf") for m in ("prob", "rouge", "tr"))
@@ -213,9 +214,14 @@ def _score_full_sequences(model, encoded: list[dict], pad: int, device):
     batch = {k: v.to(device) for k, v in pad_batch(encoded, pad).items()}
     width = batch["input_ids"].shape[1]
     # position ``start`` predicts the first answer token of the row with the shortest prompt
-    start = min(e["labels"].count(IGNORE_INDEX) for e in encoded) - 1 if _accepts(model, "logits_to_keep") else 0
-    extra = {"logits_to_keep": width - start} if start else {}
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra).logits[:, :-1]
+    cache = frozen_cache(model)
+    start = (min(e["labels"].count(IGNORE_INDEX) for e in encoded) - 1
+             if cache is not None or _accepts(model, "logits_to_keep") else 0)
+    if cache is not None:  # the frozen bottom from its cache, the top blocks alone (ofmu.llm.frozen)
+        logits = cache.logits(model, batch["input_ids"], batch["attention_mask"], start)[:, :-1]
+    else:
+        extra = {"logits_to_keep": width - start} if start else {}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra).logits[:, :-1]
     labels = batch["labels"][:, start + 1:]
     return (*_nll_and_argmax(logits, labels), labels)
 
@@ -241,7 +247,9 @@ def token_nlls(model, tokenizer, questions: Sequence[str], answers: Sequence[str
     prompt_length = [e["labels"].count(IGNORE_INDEX) for e in encoded]
     # the same prompt together, short prompts first, then short answers: little padding on either side
     order = sorted(range(len(distinct)), key=lambda i: (prompt_length[i], distinct[i][0], len(encoded[i]["input_ids"])))
-    shares_prompts = _accepts(model, "past_key_values") and _accepts(model, "position_ids")
+    # a frozen-bottom cache holds whole sequences: with it every sequence runs whole, its bottom from the cache
+    shares_prompts = (frozen_cache(model) is None and _accepts(model, "past_key_values")
+                      and _accepts(model, "position_ids"))
     pad = tokenizer.pad_token_id
     scored: list[tuple[np.ndarray, np.ndarray]] = [None] * len(distinct)  # type: ignore[list-item]
     with torch.inference_mode():

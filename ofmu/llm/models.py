@@ -26,6 +26,7 @@ from torch import nn
 from ofmu.configs import dataclass_from_dict
 from ofmu.io import is_missing_local_path
 from ofmu.llm.data import IGNORE_INDEX, QACollator, load_training_rows, pad_batch
+from ofmu.llm.frozen import frozen_cache
 
 PRIMITIVE_LN_FLAG = "ofmu_primitive_layernorm"  # recorded in the saved config.json (provenance of the swap)
 
@@ -120,18 +121,26 @@ def count_parameters(model: nn.Module) -> int:
 
 # ----------------------------------------------------------------------------------------------
 class TokenNLL(NamedTuple):
-    nll: torch.Tensor  # [B, T-1] NLL of each next token, 0 outside the answer
-    mask: torch.Tensor  # [B, T-1] True on answer tokens
-    logits: torch.Tensor  # [B, T-1, V] the predictions the NLL came from
+    nll: torch.Tensor  # [B, W] NLL of each next token, 0 outside the answer
+    mask: torch.Tensor  # [B, W] True on answer tokens
+    logits: torch.Tensor  # [B, W, V] the predictions the NLL came from
+    # W = T - 1 (every next-token prediction); with a frozen-bottom cache (ofmu.llm.frozen) only those from the
+    # batch's first answer token on, where the output layer runs
 
 
 def answer_token_nll(model: nn.Module, batch: dict[str, torch.Tensor]) -> TokenNLL:
     """Per-token NLL of the next-token predictions on answer tokens (labels != IGNORE_INDEX)."""
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    logits = out.logits[:, :-1]
+    labels = batch["labels"][:, 1:]
+    cache = frozen_cache(model)
+    if cache is not None:
+        # position p predicts token p + 1: from the one before the batch's first answer token on
+        start = int((labels != IGNORE_INDEX).any(0).nonzero()[0]) if (labels != IGNORE_INDEX).any() else 0
+        logits = cache.logits(model, batch["input_ids"], batch["attention_mask"], start)[:, :-1]
+        labels = labels[:, start:]
+    else:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     if logits.dtype in (torch.float16, torch.bfloat16):  # half-precision log-softmax loses the small NLLs
         logits = logits.float()
-    labels = batch["labels"][:, 1:]
     mask = labels != IGNORE_INDEX
     nll = nn.functional.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")
     return TokenNLL(nll * mask, mask, logits)

@@ -26,6 +26,7 @@ from torch import nn
 
 from ofmu.configs import dataclass_from_dict
 from ofmu.io import is_missing_local_path, write_json_atomic
+from ofmu.llm.frozen import decoder_blocks, enable_frozen_cache
 
 ATTENTION = ("eager", "sdpa")
 CHAT_FORMAT_FILE = "ofmu_chat_format.json"  # next to a saved tokenizer: prompts go through its chat template
@@ -46,6 +47,7 @@ class PretrainedSpec:
     system_prompt: str | None = None     # the system turn of every prompt; None: the template's own default
     trainable_blocks: int | None = None  # train only the top k decoder blocks and the final norm; None: everything
     attn_implementation: str = "eager"   # eager: exact higher derivatives (exact OFMU); sdpa: faster, first order only
+    frozen_cache: bool = False           # with trainable_blocks: cache the frozen bottom's output per sequence (ofmu.llm.frozen)
 
     def __post_init__(self) -> None:
         if not isinstance(self.pretrained, str) or not self.pretrained:
@@ -58,6 +60,9 @@ class PretrainedSpec:
                                                   or self.trainable_blocks < 1):
             raise ValueError(f"llm.model.trainable_blocks = {self.trainable_blocks!r}: expected an integer >= 1 "
                              f"(the top decoder blocks trained) or null (every parameter)")
+        if not isinstance(self.frozen_cache, bool) or (self.frozen_cache and self.trainable_blocks is None):
+            raise ValueError(f"llm.model.frozen_cache = {self.frozen_cache!r}: expected true or false, and true only "
+                             f"with llm.model.trainable_blocks (the bottom it caches must be frozen)")
         if self.attn_implementation not in ATTENTION:
             raise ValueError(f"llm.model.attn_implementation = {self.attn_implementation!r}: expected one of "
                              f"{', '.join(ATTENTION)}")
@@ -199,14 +204,10 @@ def read_chat_format(path: str | Path) -> dict | None:
     return json.loads(file.read_text()) if file.is_file() else None
 
 
-def decoder_blocks(model: nn.Module) -> nn.ModuleList:
-    """The stack of decoder blocks of a transformers causal LM (Llama-style ``model.layers``, GPT-2 ``transformer.h``)."""
-    base = model.base_model
-    for name in ("layers", "h"):
-        blocks = getattr(base, name, None)
-        if isinstance(blocks, nn.ModuleList):
-            return blocks
-    raise ValueError(f"{type(model).__name__}: no decoder block list (model.layers or transformer.h) to freeze below")
+def prepare(model: nn.Module, spec: PretrainedSpec) -> nn.Module:
+    """The spec's trainable blocks, and its frozen-bottom cache when asked for; in place."""
+    set_trainable(model, spec.trainable_blocks)
+    return enable_frozen_cache(model) if spec.frozen_cache else model
 
 
 def set_trainable(model: nn.Module, blocks: int | None) -> nn.Module:

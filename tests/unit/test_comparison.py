@@ -172,6 +172,18 @@ def test_the_dry_run_counts_steps_on_the_smallest_replicate():
         check_config(cfg, REPO / "theory" / "claims.yaml")  # without that replicate the budget suffices
 
 
+def test_a_forget_split_too_small_for_the_ks_test_is_a_dry_run_error():
+    """4 forget QA against 4: the KS test's smallest p-value is 2 / C(8, 4) = 2 / 70 = 0.0286 (both samples apart),
+    above signal.max_fq_finetuned 0.01, so the signal check could never pass; 5 QA: 2 / C(10, 5) = 0.0079 passes."""
+    cfg = _config()
+    cfg["llm"]["corpus"].update(n_authors=10, facts=cfg["llm"]["corpus"]["facts"][:4])  # forget10: 1 author x 4 facts
+    cfg["llm"]["signal"].update(min_steps=0, min_outer_iterations=0)
+    with pytest.raises(ConfigError, match=r"llm forget10: 4 forget QA .* below 0\.0286.* signal\.max_fq_finetuned 0\.01"):
+        check_config(cfg, REPO / "theory" / "claims.yaml")
+    cfg["llm"]["corpus"].update(facts=_config()["llm"]["corpus"]["facts"][:5])
+    check_config(cfg, REPO / "theory" / "claims.yaml")
+
+
 def _vision_rows(seed, ua_orig=0.05, ua_retrain=0.12, auc=0.55):
     refs = pd.DataFrame([
         {"dataset": "d", "scenario": "random", "seed": seed, "label": "Original", "method": "Original",

@@ -39,7 +39,8 @@ def test_a_pretrained_llama_on_a_local_tofu_dataset_runs_the_llm_stage_end_to_en
     llm = cfg["llm"]
     for key in ("corpus", "vocab_size", "sample_costs", "variants", "fidelity_iterations"):
         llm.pop(key, None)
-    llm.update(dataset=str(tmp_path / "tofu"), model={"pretrained": str(llama), "trainable_blocks": 2},
+    # the pretrained tier's means: the top 2 blocks trained, the frozen bottom cached (ofmu.llm.frozen)
+    llm.update(dataset=str(tmp_path / "tofu"), model={"pretrained": str(llama), "trainable_blocks": 2, "frozen_cache": True},
                methods=["GA", "GradDiff", "OFMU"], train={"epochs": 2, "lr": 3.0e-3, "batch_size": 16})
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     work = tmp_path / "work"
