@@ -61,7 +61,7 @@ class FrozenBottom:
             if self.bytes + value.numel() * value.element_size() <= self.max_bytes:
                 self.store[key] = value
                 self.bytes += value.numel() * value.element_size()
-        dim = next(iter(fresh.values()) if fresh else iter(self.store.values())).shape[-1]
+        dim = model.get_input_embeddings().embedding_dim
         out = torch.zeros(*input_ids.shape, dim, dtype=model.dtype, device=input_ids.device)
         for b, (key, n) in enumerate(zip(keys, lengths)):
             out[b, :n] = fresh[key] if key in fresh else self.store[key]
