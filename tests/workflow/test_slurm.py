@@ -50,9 +50,10 @@ def test_smoke_tier_on_a_real_slurm_gives_the_local_metrics(cluster, smoke_run, 
     work = tmp_path / "on_slurm"
     work.mkdir()
     # the profile as a site uses it; the site's edit (its partition) given on the command line
-    out = snakemake(work, *THEORY, *RUNS[:2], "--profile", str(REPO / "workflow" / "profiles" / "slurm"),
-                    "--default-resources", f"slurm_partition={PARTITION}", config=SMOKE, env=cluster.env,
-                    cores=None, timeout=3600)
+    # the targets after "--": --configfile and --default-resources take several values and would swallow them
+    out = snakemake(work, "--profile", str(REPO / "workflow" / "profiles" / "slurm"),
+                    "--default-resources", f"slurm_partition={PARTITION}", "--", *THEORY, *RUNS[:2], config=SMOKE,
+                    env=cluster.env, cores=None, timeout=3600)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:] + (cluster.base / "log" / "slurmctld.log").read_text()[-2000:]
 
