@@ -79,7 +79,8 @@ def build_corpus(out_dir: str | Path, corpus: CorpusConfig | dict | None = None,
     """
     cfg = _corpus_cfg(corpus)
     arch = model_spec(model)
-    tokenizer_key = ({k: v for k, v in arch.to_dict().items() if k not in ("trainable_blocks", "attn_implementation", "frozen_cache")}
+    training_only = ("trainable_blocks", "attn_implementation", "frozen_cache")  # they do not change the tokenizer
+    tokenizer_key = ({k: v for k, v in arch.to_dict().items() if k not in training_only}
                      if isinstance(arch, PretrainedSpec) else {"vocab_size": vocab_size})
     out = Path(out_dir)
     meta_path = out / META_FILE

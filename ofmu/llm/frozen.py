@@ -58,9 +58,10 @@ class FrozenBottom:
         self.misses += len(missing)
         fresh = dict(zip(missing, self._compute(model, missing, input_ids.device))) if missing else {}
         for key, value in fresh.items():
-            if self.bytes + value.numel() * value.element_size() <= self.max_bytes:
+            size = value.numel() * value.element_size()
+            if self.bytes + size <= self.max_bytes:
                 self.store[key] = value
-                self.bytes += value.numel() * value.element_size()
+                self.bytes += size
         dim = model.get_input_embeddings().embedding_dim
         out = torch.zeros(*input_ids.shape, dim, dtype=model.dtype, device=input_ids.device)
         for b, (key, n) in enumerate(zip(keys, lengths)):

@@ -134,7 +134,8 @@ def answer_token_nll(model: nn.Module, batch: dict[str, torch.Tensor]) -> TokenN
     cache = frozen_cache(model)
     if cache is not None:
         # position p predicts token p + 1: from the one before the batch's first answer token on
-        start = int((labels != IGNORE_INDEX).any(0).nonzero()[0]) if (labels != IGNORE_INDEX).any() else 0
+        answer_positions = (labels != IGNORE_INDEX).any(0).nonzero()
+        start = int(answer_positions[0]) if len(answer_positions) else 0
         logits = cache.logits(model, batch["input_ids"], batch["attention_mask"], start)[:, :-1]
         labels = labels[:, start:]
     else:

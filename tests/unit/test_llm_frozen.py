@@ -20,14 +20,18 @@ from ofmu.llm.pretrained import PretrainedSpec, load_pretrained, load_pretrained
 
 
 @pytest.fixture(scope="module")
-def rows():
-    corpus = generate_corpus(CorpusConfig.smoke())
-    return corpus, corpus["full"][:12]
+def corpus():
+    return generate_corpus(CorpusConfig.smoke())
 
 
 @pytest.fixture(scope="module")
-def llama(tmp_path_factory, rows):
-    return write_tiny_llama(tmp_path_factory.mktemp("llama") / "tiny", corpus_texts(rows[0]), layers=4)
+def rows(corpus):
+    return corpus["full"][:12]
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory, corpus):
+    return write_tiny_llama(tmp_path_factory.mktemp("llama") / "tiny", corpus_texts(corpus), layers=4)
 
 
 def _models(llama, blocks=2):
@@ -52,7 +56,7 @@ def _loss_and_grads(model, batch):
 
 def test_loss_and_top_block_gradients_through_the_cache_equal_the_plain_forward(llama, rows):
     plain, cached = _models(llama)
-    _, batch = _batch(llama, rows[1])
+    _, batch = _batch(llama, rows)
     assert frozen_cache(cached).n_frozen == 2 and frozen_cache(plain) is None
     loss, grads = _loss_and_grads(plain, batch)
     for attempt in ("miss", "hit"):  # the first call computes the bottom, the second reads it back
@@ -63,18 +67,18 @@ def test_loss_and_top_block_gradients_through_the_cache_equal_the_plain_forward(
         for name in grads:
             torch.testing.assert_close(c_grads[name], grads[name], rtol=1e-4, atol=1e-6, msg=name)
     cache = frozen_cache(cached)
-    assert (cache.misses, cache.hits) == (len(rows[1]), len(rows[1]))
+    assert (cache.misses, cache.hits) == (len(rows), len(rows))
     # the same sequences in another batch (fewer rows, other padding) read the same entries
-    _, small = _batch(llama, rows[1][:3])
+    _, small = _batch(llama, rows[:3])
     torch.testing.assert_close(answer_nll(cached, small), answer_nll(plain, small), rtol=1e-5, atol=1e-6)
-    assert cache.misses == len(rows[1])
+    assert cache.misses == len(rows)
 
 
 def test_a_cache_one_block_off_is_caught(llama, rows):
     """The injected bug: the cached state taken one block too early while the top still starts at block 2 (block 1
     skipped). Its error must dwarf the correct cache's round-off, which the other tests bound."""
     plain, cached = _models(llama)
-    _, batch = _batch(llama, rows[1])
+    _, batch = _batch(llama, rows)
     with torch.no_grad():
         reference = answer_nll(plain, batch)
         right = (answer_nll(cached, batch) - reference).abs().max()
@@ -88,9 +92,9 @@ def test_a_cache_one_block_off_is_caught(llama, rows):
 def test_evaluation_scores_through_the_cache_equal_the_plain_models(llama, rows):
     """token_nlls runs whole sequences with a cache (no prompt sharing) and must give the plain scores."""
     plain, cached = _models(llama)
-    tok, _ = _batch(llama, rows[1])
-    questions = [r["question"] for r in rows[1]]
-    answers = [r["answer"] for r in rows[1]]
+    tok, _ = _batch(llama, rows)
+    questions = [r["question"] for r in rows]
+    answers = [r["answer"] for r in rows]
     ref_nll, ref_arg = token_nlls(plain, tok, questions, answers, batch_size=5, max_length=200)
     nll, arg = token_nlls(cached, tok, questions, answers, batch_size=5, max_length=200)
     for a, b, x, y in zip(nll, ref_nll, arg, ref_arg):
@@ -101,10 +105,10 @@ def test_evaluation_scores_through_the_cache_equal_the_plain_models(llama, rows)
 
 def test_fine_tuning_through_the_cache_gives_the_plain_runs_weights(llama, rows):
     plain, cached = _models(llama)
-    tok, _ = _batch(llama, rows[1])
+    tok, _ = _batch(llama, rows)
     cfg = TrainConfig(epochs=2, lr=3e-3, batch_size=4, max_length=200, seed=0)
-    h_plain = train_causal_lm(plain, tok, rows[1], cfg)
-    h_cached = train_causal_lm(cached, tok, rows[1], cfg)
+    h_plain = train_causal_lm(plain, tok, rows, cfg)
+    h_cached = train_causal_lm(cached, tok, rows, cfg)
     assert [round(h["loss"], 4) for h in h_cached] == [round(h["loss"], 4) for h in h_plain]
     trained = dict(plain.named_parameters())
     for name, p in cached.named_parameters():
@@ -117,7 +121,7 @@ def test_misuse_is_one_clear_error(llama, rows):
     with pytest.raises(ValueError, match="frozen_cache.*only with llm.model.trainable_blocks"):
         PretrainedSpec(str(llama), frozen_cache=True)
     plain, cached = _models(llama)
-    _, batch = _batch(llama, rows[1])
+    _, batch = _batch(llama, rows)
     next(cached.model.layers[0].parameters()).requires_grad_(True)  # a bottom block made trainable after the fact
     with pytest.raises(RuntimeError, match="bottom 2 blocks or of the embeddings is trainable"):
         answer_nll(cached, batch)
